@@ -276,7 +276,8 @@ def set_unit_gains(model: nn.Module) -> List[str]:
         for pname, t in block.adapter.zero_init(block.module):
             if t.numel() == 0 or bool(t.any()):
                 continue
-            if t.ndim == 4:
+            owner = block.module.get_submodule(pname.rsplit('.', 1)[0]) if '.' in pname else block.module
+            if isinstance(owner, nn.modules.conv._ConvNd) and pname.endswith('.weight'):
                 nn.init.kaiming_normal_(t, mode='fan_out', nonlinearity='relu')
             else:
                 t.fill_(1.0)
@@ -297,6 +298,7 @@ def unscale_nf(model: nn.Module) -> nn.Module:
         if block.adapter.nf_scales:
             block.module.alpha = 1.0
             block.module.beta = 1.0
+            block.module.tracks_expected_var = False  # read by nf_expected_variance: nothing is tracked any more
     for parent in list(model.modules()):
         for cname, child in list(parent.named_children()):
             if is_weight_standardized(child):
@@ -327,7 +329,7 @@ TRANSFORMS: Dict[str, Callable[[nn.Module], nn.Module]] = {
 def nf_expected_variance(block: ResidualBlock) -> float:
     """Variance the model expects after NF `block` (Brock et al., Sec. 4): ``(1 at a transition, else 1/beta^2)
     + alpha^2``. NaN for blocks without NF scales."""
-    if not block.adapter.nf_scales:
+    if not block.adapter.nf_scales or not getattr(block.module, 'tracks_expected_var', True):
         return math.nan
     m = block.module
     var_in = 1.0 if block.adapter.shortcut(m) is not None else 1.0 / float(m.beta) ** 2

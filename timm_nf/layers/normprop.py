@@ -80,7 +80,7 @@ class NormPropConv2d(nn.Conv2d):
 
     def normalized_weight(self) -> torch.Tensor:
         """``gamma * W / ||W||_2`` per filter: the weight the convolution actually applies."""
-        norm = self.weight.flatten(1).norm(dim=1).clamp_min(self.eps)
+        norm = torch.linalg.vector_norm(self.weight.flatten(1), dim=1).clamp_min(self.eps)
         return self.weight * (self.gamma / norm).view(-1, 1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ choices (normalization scheme, activation, width multiplier, NF constants); `Res
 blocks of `timm_nf.layers` and exposes timm's model API. The family modules (`crelu_resnet`, `normprop_resnet`,
 `nf_resnet`, `nf_regnet`) only hold configs, pretrained cfgs and `@register_model` factories.
 """
+import contextlib
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
@@ -12,7 +13,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, calculate_drop_path_rates, make_divisible
+from timm.layers import ClassifierHead, calculate_drop_path_rates, get_device_dtype, make_divisible
 from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
@@ -107,9 +108,27 @@ class ResidualNet(nn.Module):
             global_pool: str = 'avg',
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
+            device: Optional[Union[str, torch.device]] = None,
+            dtype: Optional[torch.dtype] = None,
     ):
         super().__init__()
         _validate(cfg)
+        # Build under a device context rather than threading device/dtype through every layer factory: each
+        # parameter and buffer (BatchNorm statistics, NormProp's fixed gamma, skip gains) is created on `device`.
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            self._build(cfg, num_classes, in_chans, global_pool, drop_rate, drop_path_rate)
+        if dtype is not None:
+            self.to(dtype=dtype)
+
+    def _build(
+            self,
+            cfg: ResNetCfg,
+            num_classes: int,
+            in_chans: int,
+            global_pool: str,
+            drop_rate: float,
+            drop_path_rate: float,
+    ) -> None:
         self.cfg = cfg
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -204,7 +223,7 @@ class ResidualNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool, in_features=self.num_features)
+        self.head.reset(num_classes, global_pool, in_features=self.num_features, **get_device_dtype(self))
         self.head_hidden_size = self.head.num_features
 
     def forward_intermediates(
@@ -338,7 +357,8 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
         variant,
         pretrained,
         cfg=cfg,
-        feature_cfg=dict(flatten_sequential=True),
+        # One feature per stage plus the stem: CIFAR layouts have 4, not timm's default 5.
+        feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(len(cfg.depths) + 1))),
         **kwargs,
     )
 

@@ -199,15 +199,16 @@ def checkpoint_state_dict(checkpoint: Dict[str, Any], path: str, use_ema: bool =
     Args:
         checkpoint: Result of `load_checkpoint_file`.
         path: File name, for messages.
-        use_ema: Prefer the EMA weights (`state_dict_ema`); an error if the checkpoint has none.
+        use_ema: Use the EMA weights (`state_dict_ema`) if the checkpoint has them.
     """
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a state_dict')
     if use_ema:
         for key in ('state_dict_ema', 'model_ema'):
-            if key in checkpoint:
+            if isinstance(checkpoint.get(key), dict):
                 return clean_state_dict(checkpoint[key])
-        raise CheckpointError(f'checkpoint {path!r} has no EMA weights; drop --use-ema (or train with --model-ema)')
+        # timm's meaning of --use-ema: "use the EMA weights if present".
+        _logger.warning(f'checkpoint {path!r} has no EMA weights; using its model weights.')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint.get(key), dict):
             return clean_state_dict(checkpoint[key])
