@@ -202,7 +202,8 @@ def find_residual_blocks(model: nn.Module) -> List[ResidualBlock]:
 
     A module is a residual block if its class (or a base class) has a registered adapter, or, as a fallback, if it
     is not a container and has a ``downsample`` or ``shortcut`` attribute (None counts: timm blocks keep
-    ``downsample = None`` when the identity path is the input). Blocks nested inside a found block are ignored.
+    ``downsample = None`` when the identity path is the input), or ``has_skip = True`` (timm's EfficientNet family).
+    Blocks nested inside a found block are ignored.
 
     Raises:
         NoResidualBlocksError: When no module qualifies.
@@ -213,15 +214,17 @@ def find_residual_blocks(model: nn.Module) -> List[ResidualBlock]:
             continue
         adapter = get_block_adapter(m)
         registered = adapter is not None
-        if adapter is None and not isinstance(m, _CONTAINERS) and (hasattr(m, 'downsample') or hasattr(m, 'shortcut')):
-            adapter = GENERIC_ADAPTER
+        if adapter is None and not isinstance(m, _CONTAINERS):
+            # timm's EfficientNet/MobileNet blocks say whether they add their input back with `has_skip`.
+            if hasattr(m, 'downsample') or hasattr(m, 'shortcut') or getattr(m, 'has_skip', None) is True:
+                adapter = GENERIC_ADAPTER
         if adapter is not None:
             blocks.append(ResidualBlock(name, m, adapter, registered))
     if not blocks:
         raise NoResidualBlocksError(
             f'{type(model).__name__} has no residual blocks the analysis can find: no module of a class registered '
             f'in timm_nf.analysis.adapters (e.g. timm ResNet/ResNetV2/NF blocks, timm_nf blocks) and no module with '
-            f'a `downsample`/`shortcut` attribute. Register a BlockAdapter for its block class.')
+            f'a `downsample`/`shortcut` attribute or `has_skip=True`. Register a BlockAdapter for its block class.')
     return blocks
 
 

@@ -291,7 +291,7 @@ def trace_model(
                 except Exception as e:  # surface shape/size rejections with the input that caused them
                     raise ForwardError(
                         f'{type(model).__name__} rejected an input of shape {tuple(x.shape)}: '
-                        f'{type(e).__name__}: {e}') from e
+                        f'{type(e).__name__}: {e} (try another --img-size or --batch-size)') from e
     finally:
         for h in handles:
             h.remove()

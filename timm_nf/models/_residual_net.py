@@ -309,6 +309,11 @@ class ResidualNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def _check_width_mult(width_mult: Any) -> None:
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
+        raise ValueError(f'width_mult={width_mult!r} must be a positive number (e.g. 0.75, 1.5, 2.0).')
+
+
 def _validate(cfg: ResNetCfg) -> None:
     check_choice('norm', cfg.norm, NORMS + (NF_NORM,))
     check_choice('act_layer', cfg.act_layer, NF_ACTS if cfg.preact else CLASSIC_ACTS)
@@ -317,8 +322,7 @@ def _validate(cfg: ResNetCfg) -> None:
     check_choice('shortcut', cfg.shortcut, SHORTCUTS[1:] if cfg.preact else SHORTCUTS)
     if cfg.conv_bias not in (None, True, False):
         raise ValueError(f'conv_bias={cfg.conv_bias!r} must be True or False.')
-    if not isinstance(cfg.width_mult, (int, float)) or cfg.width_mult <= 0:
-        raise ValueError(f'width_mult={cfg.width_mult!r} must be a positive number (e.g. 0.75, 1.5, 2.0).')
+    _check_width_mult(cfg.width_mult)
     if not (len(cfg.depths) == len(cfg.widths) == len(cfg.strides)):
         raise ValueError('depths, widths and strides need one entry per stage.')
     if cfg.preact:
@@ -345,6 +349,7 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
             f'norm={changes["norm"]!r} does not apply to {variant}: NF models use scaled weight standardization '
             f"(norm='{NF_NORM}'); use crelu_resnet* or normprop_resnet* for {', '.join(map(repr, NORMS))}.")
     if 'width_mult' in changes:
+        _check_width_mult(changes['width_mult'])
         changes['width_mult'] = cfg.width_mult * changes['width_mult']
     if 'depth' in changes:
         if cfg.stem != 'cifar':

@@ -38,8 +38,8 @@ def nf_resnet_cfg(depth: int, act_layer: str = 'relu', timm_form: bool = False) 
     return to_timm_form(cfg) if timm_form else cfg
 
 
-def _create(variant: str, pretrained: bool, depth: int, **kwargs: Any) -> ResidualNet:
-    return create_residual_net(variant, pretrained, nf_resnet_cfg(depth), **kwargs)
+def _create(variant: str, pretrained: bool, default_depth: int, **kwargs: Any) -> ResidualNet:
+    return create_residual_net(variant, pretrained, nf_resnet_cfg(default_depth), **kwargs)
 
 
 def _nf_imagenet_cfg(**kwargs: Any) -> Dict[str, Any]:

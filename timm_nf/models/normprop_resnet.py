@@ -29,11 +29,11 @@ ROWS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _create(variant: str, pretrained: bool, depth: int, cifar: bool, row: str = '', **kwargs: Any) -> ResidualNet:
+def _create(variant: str, pretrained: bool, default_depth: int, cifar: bool, row: str = '', **kwargs: Any) -> ResidualNet:
     if cifar:
-        cfg = cifar_resnet_cfg(depth, norm='normprop', normprop_version=2)
+        cfg = cifar_resnet_cfg(default_depth, norm='normprop', normprop_version=2)
     else:
-        cfg = imagenet_resnet_cfg(depth, norm='normprop', normprop_version=3)
+        cfg = imagenet_resnet_cfg(default_depth, norm='normprop', normprop_version=3)
     return create_residual_net(variant, pretrained, cfg, **{**ROWS[row], **kwargs})
 
 

@@ -54,11 +54,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask (read without changing it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str, write_fn) -> None:
     """Call `write_fn(file_object)` on a temporary file next to `path`, fsync it, then rename it to `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + _TMP_TAG, dir=directory)
     try:
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would have.
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
             write_fn(f)
             f.flush()

@@ -36,8 +36,8 @@ from timm.utils import (
 from timm_nf.data import PAD_CROP_MODE, create_dataset, dataset_num_classes, transforms_pad_crop_train
 
 from .checkpoint import (
-    AtomicCheckpointSaver, atomic_write_text, checkpoint_state_dict, find_resume_checkpoint, load_checkpoint_file,
-    load_model_checkpoint, load_model_state, remove_stale_temp_files,
+    AtomicCheckpointSaver, atomic_write_text, checkpoint_state_dict, current_umask, find_resume_checkpoint,
+    load_checkpoint_file, load_model_checkpoint, load_model_state, remove_stale_temp_files,
 )
 from .engine import RunClock, evaluate, format_seconds, train_one_epoch
 from .errors import RunError
@@ -110,6 +110,7 @@ def _atomic_update_summary(filename: str, epoch: int, train_metrics, eval_metric
     fd, tmp = tempfile.mkstemp(prefix='.summary.csv.tmp-', dir=directory)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would make the summary private
         if os.path.exists(filename):
             shutil.copyfile(filename, tmp)
         update_summary(epoch, train_metrics, eval_metrics, filename=tmp, lr=lr)
