@@ -161,9 +161,19 @@ def plot_activations(rows: List[Dict[str, Any]], path: str, title: Optional[str]
     colors = [plt.cm.tab10(i % 10) for i in range(len(feats))]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(feats) + 4), 4.8))
     xs = list(range(len(feats)))
-    axes[0].bar(xs, [r['mean'] for r in feats], yerr=[r['std'] for r in feats], color=colors, capsize=4)
+    means, stds = [r['mean'] for r in feats], [r['std'] for r in feats]
+    _autoscale(axes[0], [float(m) for m in means])
+    log = axes[0].get_yscale() == 'log'
+    # On a log axis the lower error bar stops short of zero (which a log axis cannot show).
+    lower = [min(s, 0.9 * m) if log else s for m, s in zip(means, stds)]
+    axes[0].bar(xs, means, yerr=[lower, stds], color=colors, capsize=4)
+    for x, m, s in zip(xs, means, stds):
+        axes[0].annotate(f'{m:.3g} +- {s:.3g}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=8)
     axes[0].set_title('Mean activation +- std (features entering the classifier)', fontsize=11)
     axes[1].bar(xs, [r['nzr'] for r in feats], color=colors)
+    for x, r in zip(xs, feats):
+        axes[1].annotate(f"{r['nzr']:.2f}", (x, r['nzr']), textcoords='offset points', xytext=(0, 3), ha='center',
+                         fontsize=8)
     axes[1].set_ylim(0, 1.05)
     axes[1].set_title('Non-zero ratio', fontsize=11)
     for ax in axes:

@@ -168,6 +168,13 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _first_sentence(error: BaseException, limit: int = 160) -> str:
+    # torch's loader errors run to several sentences of advice; the first one says what is wrong.
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = text.split('. ')[0].rstrip('.')
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     """Read a checkpoint (`.pth`, `.pth.tar`, `.bin` via torch, or `.safetensors`) with `weights_only=True`.
 
@@ -189,16 +196,16 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
         if 'weights_only' in str(e) or 'global' in str(e).lower():
             raise CheckpointError(
-                f'checkpoint {path!r} holds Python objects that weights_only=True loading refuses ({first[:200]}); '
-                f're-save its state_dict alone') from e
-        raise CheckpointError(f'checkpoint {path!r} is truncated or not a PyTorch checkpoint ({first[:200]})') from e
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                f'checkpoint {path!r} holds Python objects that weights_only=True loading refuses '
+                f'({_first_sentence(e)}); re-save its state_dict alone') from e
         raise CheckpointError(
-            f'checkpoint {path!r} is truncated or not a PyTorch checkpoint ({first[:200]}); use an intact copy') from e
+            f'checkpoint {path!r} is truncated or not a PyTorch checkpoint ({_first_sentence(e)})') from e
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(
+            f'checkpoint {path!r} is truncated or not a PyTorch checkpoint ({_first_sentence(e)}); '
+            f'use an intact copy') from e
     return checkpoint
 
 

@@ -155,8 +155,9 @@ def train_one_epoch(
             loss = loss_fn(output, target)
 
         if not _all_finite(loss, args.distributed):
+            where = ' on some rank' if args.distributed else ''
             raise NonFiniteLossError(
-                f'training loss is {loss.item()} at epoch {epoch} batch {batch_idx} (on some rank); stopped before '
+                f'training loss is {loss.item()}{where} at epoch {epoch} batch {batch_idx}; stopped before '
                 f'updating the weights. Lower --lr, add --warmup-epochs or --clip-grad, or check the data')
 
         optimizer.zero_grad(set_to_none=True)

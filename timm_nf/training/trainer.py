@@ -208,6 +208,11 @@ def run_training(args, run_args: Dict[str, Any]) -> Dict[str, Any]:
     # Where the experiment lives, and which checkpoint (if any) it continues from.
     output_base = args.output or './output/train'
     exp_name = _experiment_name(args, img_size)
+    if args.distributed:
+        # Timestamped names differ between processes started a second apart: every rank uses rank 0's.
+        names = [exp_name]
+        torch.distributed.broadcast_object_list(names, src=0)
+        exp_name = names[0]
     output_dir = os.path.join(output_base, exp_name)
     resume_path = args.resume
     if args.resume == 'auto':
@@ -315,8 +320,10 @@ def run_training(args, run_args: Dict[str, Any]) -> Dict[str, Any]:
     if args.torchcompile:
         model = torch.compile(model, backend=args.torchcompile, mode=args.torchcompile_mode)
     if args.distributed:
+        # broadcast_buffers is passed only to turn it off: torch >= 2.12 warns whenever it is given.
+        ddp_kwargs = dict(broadcast_buffers=False) if args.no_ddp_bb else {}
         model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == 'cuda' else None, broadcast_buffers=not args.no_ddp_bb)
+            model, device_ids=[device] if device.type == 'cuda' else None, **ddp_kwargs)
 
     updates_per_epoch = len(loader_train)
     lr_scheduler, num_epochs = create_scheduler_v2(

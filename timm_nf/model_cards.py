@@ -1,0 +1,114 @@
+"""Generate MODEL_CARDS.md from timm's registry: every timm-nf model, its size, cost and paper row.
+
+Usage: ``python -m timm_nf.model_cards [--check] [--out MODEL_CARDS.md]``; `--check` exits 1 when the file is stale.
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import List
+
+import timm
+
+import timm_nf  # noqa: F401  (registers the models)
+from timm_nf.paper import TABLE2, TABLE4, call_str
+from timm_nf.profile import model_stats
+
+FAMILIES = {
+    'crelu_resnet': 'CReLU ResNets and their ReLU / plain baselines (Shang, Chiu & Sohn, AAAI 2017)',
+    'normprop_resnet': 'NormProp ResNets (Shang, Chiu & Sohn, AAAI 2017)',
+    'nf_resnet': 'NF-ResNets (Brock, De & Smith, ICLR 2021)',
+    'nf_regnet': 'NF-RegNets with ReLU / CReLU (Brock, De & Smith, ICLR 2021)',
+}
+
+
+def our_models(family: str) -> List[str]:
+    """Names registered by timm-nf's module for `family` (timm's own `nf_*` models excluded)."""
+    return sorted(timm.list_models(module=family), key=lambda n: (int(re.search(r'\d+', n).group()), n))
+
+
+def _first_doc_line(name: str) -> str:
+    doc = timm.models.model_entrypoint(name).__doc__ or ''
+    return doc.strip().splitlines()[0] if doc.strip() else ''
+
+
+def render() -> str:
+    lines = [
+        '# Model cards',
+        '',
+        'Every model timm-nf registers with timm, generated from the registry by `python -m timm_nf.model_cards`',
+        '(a test fails when this file is out of date). Parameters and GMACs are counted for one image at the',
+        "model's default input size (torch's FLOP counter / 2). `import timm_nf` registers them all:",
+        '',
+        '```python',
+        'import timm, timm_nf',
+        "model = timm.create_model('crelu_resnet56')",
+        '```',
+        '',
+        'Every factory takes the study\'s keyword arguments where they apply: `act_layer` (`relu`, `crelu`; NF also',
+        '`silu`, `gelu`), `norm` (`batchnorm`, `none`, `normprop`), `normprop_version` (1, 2, 3), `conv_bias`,',
+        '`width_mult` (0.75 gives 12-24-48 on CIFAR), and `depth` (6n+2, CIFAR layout).',
+        'No pretrained tags are published yet.',
+        '',
+    ]
+    for family, title in FAMILIES.items():
+        lines += [f'## `{family}*`: {title}', '', '| model | params (M) | GMACs | input | description |',
+                  '|---|---:|---:|---:|---|']
+        for name in our_models(family):
+            s = model_stats(name)
+            lines.append(f'| `{name}` | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {s.img_size} | {_first_doc_line(name)} |')
+        lines.append('')
+    lines += [
+        '## Paper rows -> calls',
+        '',
+        '### Shang et al. Table 2 (CIFAR test error %, ResNet-110)',
+        '',
+        '| norm | activation | CIFAR-10 | CIFAR-100 | call | params (M) |',
+        '|---|---|---:|---:|---|---:|',
+    ]
+    for row in TABLE2:
+        s = model_stats(row.model, **dict(row.kwargs))
+        lines.append(f'| {row.norm} | {row.act} | {row.errors[0]:.2f} | {row.errors[1]:.2f} | `{call_str(row)}` | '
+                     f'{s.params / 1e6:.3f} |')
+    lines += [
+        '',
+        '### Shang et al. Table 4 (ImageNet validation error %, single crop)',
+        '',
+        '| norm | activation | top-1 | top-5 | call | params (M) | GMACs |',
+        '|---|---|---:|---:|---|---:|---:|',
+    ]
+    for row in TABLE4:
+        s = model_stats(row.model, **dict(row.kwargs))
+        lines.append(f'| {row.norm} | {row.act} | {row.errors[0]:.2f} | {row.errors[1]:.2f} | `{call_str(row)}` | '
+                     f'{s.params / 1e6:.3f} | {s.gmacs:.3f} |')
+    lines += [
+        '',
+        'Table 3 (equal size): `crelu_resnet110(width_mult=0.75)` (12-24-48) against `crelu_resnet110_relu`.',
+        'NormProp keeps BatchNorm on the identity path where the spatial size is reduced (the paper\'s footnote 2).',
+        '',
+    ]
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='MODEL_CARDS.md', help='file to write (default: MODEL_CARDS.md)')
+    parser.add_argument('--check', action='store_true', help='only compare; exit 1 if the file is out of date')
+    args = parser.parse_args(argv)
+    text = render()
+    path = Path(args.out)
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f'{path} is out of date: run `python -m timm_nf.model_cards --out {path}`', file=sys.stderr)
+            return 1
+        print(f'{path} is current')
+        return 0
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    tmp.replace(path)  # atomic: a reader never sees a half-written file
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The published results the study compares against, and the call that builds each row's model.
+
+Shang, Chiu & Sohn (AAAI 2017): Table 2 (CIFAR test error %, ResNet-110, median of 5 runs) and Table 4 (ImageNet
+validation error %, single crop). Numbers are copied from the paper (`shared/seeds/000_*`).
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+__all__ = ['PaperRow', 'TABLE2', 'TABLE4', 'call_str']
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    norm: str
+    act: str
+    model: str  # registered name
+    kwargs: Tuple[Tuple[str, Any], ...] = ()  # keyword arguments on top of the name
+    errors: Tuple[float, ...] = ()  # Table 2: CIFAR-10, CIFAR-100; Table 4: top-1, top-5
+
+
+def call_str(row: PaperRow) -> str:
+    args = ''.join(f', {k}={v!r}' for k, v in row.kwargs)
+    return f"timm.create_model('{row.model}'{args})"
+
+
+TABLE2 = (
+    PaperRow('Plain', 'ReLU', 'crelu_resnet110_relu_plain', errors=(7.78, 36.10)),
+    PaperRow('Plain (no bias)', 'ReLU', 'crelu_resnet110_relu_plain_nobias', errors=(12.16, 40.00)),
+    PaperRow('NormProp', 'ReLU', 'normprop_resnet110_v1', errors=(11.60, 37.60)),
+    PaperRow('NormProp2', 'ReLU', 'normprop_resnet110', errors=(7.46, 31.71)),
+    PaperRow('BatchNorm', 'ReLU', 'crelu_resnet110_relu', errors=(6.35, 27.46)),
+    PaperRow('BatchNorm (double)', 'ReLU', 'crelu_resnet110_relu_x2', errors=(7.27, 27.33)),
+    PaperRow('Plain', 'CReLU', 'crelu_resnet110_plain', errors=(6.86, 28.24)),
+    PaperRow('Plain (no bias)', 'CReLU', 'crelu_resnet110_plain_nobias', errors=(7.17, 28.71)),
+    PaperRow('NormProp2', 'CReLU', 'normprop_resnet110_crelu', errors=(7.22, 29.29)),
+    PaperRow('BatchNorm', 'CReLU', 'crelu_resnet110', errors=(5.72, 25.89)),
+)
+
+_T4_ERRORS: Dict[Tuple[int, str, str], Tuple[float, float]] = {
+    (34, 'ReLU', 'Plain'): (29.92, 10.84), (34, 'ReLU', 'NP2'): (29.23, 10.29),
+    (34, 'ReLU', 'NP3'): (29.72, 10.54), (34, 'ReLU', 'BN'): (26.73, 8.74),
+    (34, 'CReLU', 'Plain'): (28.85, 10.28), (34, 'CReLU', 'NP2'): (29.31, 10.29),
+    (34, 'CReLU', 'NP3'): (28.28, 9.84), (34, 'CReLU', 'BN'): (25.62, 8.28),
+    (50, 'ReLU', 'Plain'): (31.48, 12.27), (50, 'ReLU', 'NP2'): (29.75, 10.80),
+    (50, 'ReLU', 'NP3'): (28.08, 9.74), (50, 'ReLU', 'BN'): (24.01, 7.02),
+    (50, 'CReLU', 'Plain'): (28.00, 9.58), (50, 'CReLU', 'NP2'): (29.06, 10.31),
+    (50, 'CReLU', 'NP3'): (26.12, 8.51), (50, 'CReLU', 'BN'): (23.03, 6.67),
+    (101, 'ReLU', 'BN'): (22.44, 6.21), (101, 'CReLU', 'BN'): (21.89, 5.92),
+}
+
+
+def _table4_row(depth: int, act: str, norm: str) -> PaperRow:
+    relu = (('act_layer', 'relu'),) if act == 'ReLU' else ()
+    crelu = (('act_layer', 'crelu'),) if act == 'CReLU' else ()
+    if norm == 'BN':
+        return PaperRow(norm, act, f'crelu_resnet{depth}', relu, _T4_ERRORS[depth, act, norm])
+    if norm == 'Plain':
+        return PaperRow(norm, act, f'crelu_resnet{depth}', relu + (('norm', 'none'),), _T4_ERRORS[depth, act, norm])
+    version = (('normprop_version', 2),) if norm == 'NP2' else ()  # NormProp3 is the ImageNet default
+    return PaperRow(norm, act, f'normprop_resnet{depth}', crelu + version, _T4_ERRORS[depth, act, norm])
+
+
+TABLE4 = tuple(_table4_row(depth, act, norm) for (depth, act, norm) in _T4_ERRORS)
