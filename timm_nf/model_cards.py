@@ -56,7 +56,8 @@ def render() -> str:
                   '|---|---:|---:|---:|---|']
         for name in our_models(family):
             s = model_stats(name)
-            lines.append(f'| `{name}` | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {s.img_size} | {_first_doc_line(name)} |')
+            lines.append(
+                f'| `{name}` | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {s.img_size} | {_first_doc_line(name)} |')
         lines.append('')
     lines += [
         '## Paper rows -> calls',

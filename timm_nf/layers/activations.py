@@ -69,7 +69,13 @@ class ScaledAct(nn.Module):
         inplace: Passed to the activation when it supports it.
     """
 
-    def __init__(self, act_layer: Callable[..., nn.Module], gain: float = 1.0, shift: float = 0.0, inplace: bool = False):
+    def __init__(
+            self,
+            act_layer: Callable[..., nn.Module],
+            gain: float = 1.0,
+            shift: float = 0.0,
+            inplace: bool = False,
+    ):
         super().__init__()
         self.act = _make(act_layer, inplace)
         self.channel_mult = getattr(self.act, 'channel_mult', 1)

@@ -74,7 +74,8 @@ class NormScheme:
             return NormPropConv2d(in_chs, out_chs, kernel_size, version=self.normprop_version, **kw)
         if self.name == NF_NORM:
             gamma = act_gain(act_name) if self.gamma_in_conv else 1.0
-            return ScaledStdConv2d(in_chs, out_chs, kernel_size, gamma=gamma, eps=self.ws_eps, gain_init=gain_init, **kw)
+            return ScaledStdConv2d(
+                in_chs, out_chs, kernel_size, gamma=gamma, eps=self.ws_eps, gain_init=gain_init, **kw)
         return nn.Conv2d(in_chs, out_chs, kernel_size, **kw)
 
     def norm(self, chs: int) -> nn.Module:

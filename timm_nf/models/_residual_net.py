@@ -156,21 +156,14 @@ class ResidualNet(nn.Module):
             blocks = []
             for block_idx in range(depth):
                 block_stride = stage_stride if block_idx == 0 else 1
+                dpr_block = dpr[stage_idx][block_idx]
                 if cfg.preact:
-                    if cfg.reg:
-                        ratio = 1.0 if stage_idx == 0 and block_idx == 0 else cfg.bottle_ratio
-                        mid_chs = make_divisible(prev_chs * ratio, cfg.ch_div)
-                    else:
-                        mid_chs = make_divisible(out_chs * cfg.bottle_ratio, cfg.ch_div)
-                    groups = 1
-                    if cfg.group_size:
-                        groups = mid_chs // cfg.group_size
-                        if cfg.group_size % cfg.ch_div == 0:
-                            mid_chs = cfg.group_size * groups
+                    first = stage_idx == 0 and block_idx == 0
+                    mid_chs, groups = _nf_inner_width(cfg, prev_chs, out_chs, first)
                     blocks.append(NFBlock(
-                        cfg.block, prev_chs, mid_chs if cfg.block == 'bottleneck' else out_chs, out_chs, block_stride,
-                        scheme, act, alpha=cfg.alpha, beta=expected_var ** -0.5, groups=groups,
-                        shortcut=cfg.shortcut, attn=attn, skip_gain=cfg.skip_gain, drop_path_rate=dpr[stage_idx][block_idx],
+                        cfg.block, prev_chs, mid_chs, out_chs, block_stride, scheme, act, alpha=cfg.alpha,
+                        beta=expected_var ** -0.5, groups=groups, shortcut=cfg.shortcut, attn=attn,
+                        skip_gain=cfg.skip_gain, drop_path_rate=dpr_block,
                     ))
                     # The variance resets to 1 after a transition block (its shortcut sees the normalized input),
                     # then grows by alpha^2 per block (Brock et al. 2021; DeepMind nf_resnet.py).
@@ -178,10 +171,12 @@ class ResidualNet(nn.Module):
                         expected_var = 1.0
                     expected_var += cfg.alpha ** 2
                 else:
-                    mid_chs = make_divisible(out_chs * cfg.bottle_ratio, cfg.ch_div) if cfg.block == 'bottleneck' else out_chs
+                    mid_chs = out_chs
+                    if cfg.block == 'bottleneck':
+                        mid_chs = make_divisible(out_chs * cfg.bottle_ratio, cfg.ch_div)
                     blocks.append(PostActBlock(
                         cfg.block, prev_chs, mid_chs, out_chs, block_stride, scheme, act, residual_act,
-                        shortcut=cfg.shortcut, drop_path_rate=dpr[stage_idx][block_idx],
+                        shortcut=cfg.shortcut, drop_path_rate=dpr_block,
                     ))
                 prev_chs = out_chs
             stages.append(nn.Sequential(*blocks))
@@ -307,6 +302,24 @@ class ResidualNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _nf_inner_width(cfg: ResNetCfg, in_chs: int, out_chs: int, first: bool) -> Tuple[int, int]:
+    """Inner width and groups of an NF block, rounded as timm rounds them.
+
+    ResNets size the bottleneck from the block output (ratio 0.25); RegNets from the block input (expansion 2.25,
+    1 for the network's first block). Basic blocks use the output width.
+    """
+    if cfg.block == 'basic':
+        return out_chs, 1
+    ratio = 1.0 if cfg.reg and first else cfg.bottle_ratio
+    mid_chs = make_divisible((in_chs if cfg.reg else out_chs) * ratio, cfg.ch_div)
+    groups = 1
+    if cfg.group_size:
+        groups = mid_chs // cfg.group_size
+        if cfg.group_size % cfg.ch_div == 0:
+            mid_chs = cfg.group_size * groups  # whole groups
+    return mid_chs, groups
 
 
 def _check_width_mult(width_mult: Any) -> None:

@@ -32,9 +32,12 @@ ROWS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _create(variant: str, pretrained: bool, default_depth: int, cifar: bool, row: str = '', **kwargs: Any) -> ResidualNet:
+def _create(
+        variant: str, pretrained: bool, default_depth: int, cifar: bool, row: str = '', **kwargs: Any,
+) -> ResidualNet:
     make_cfg = cifar_resnet_cfg if cifar else imagenet_resnet_cfg
-    return create_residual_net(variant, pretrained, make_cfg(default_depth, act_layer='crelu'), **{**ROWS[row], **kwargs})
+    cfg = make_cfg(default_depth, act_layer='crelu')
+    return create_residual_net(variant, pretrained, cfg, **{**ROWS[row], **kwargs})
 
 
 default_cfgs = generate_default_cfgs({

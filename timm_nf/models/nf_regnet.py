@@ -8,7 +8,6 @@ timm owns `nf_regnet_b0..b5` (SiLU, timm's form); this module adds ReLU and CReL
 (gamma-scaled activations, zero-initialized skip gain) with timm's channel rounding (multiples of 8), built by
 the shared `ResidualNet`. `nf_regnet_cfg(variant, timm_form=True)` reproduces timm's own models exactly.
 """
-from dataclasses import replace
 from typing import Any, Dict, Tuple
 
 from timm.models import generate_default_cfgs, register_model

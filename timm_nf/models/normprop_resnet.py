@@ -29,7 +29,9 @@ ROWS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _create(variant: str, pretrained: bool, default_depth: int, cifar: bool, row: str = '', **kwargs: Any) -> ResidualNet:
+def _create(
+        variant: str, pretrained: bool, default_depth: int, cifar: bool, row: str = '', **kwargs: Any,
+) -> ResidualNet:
     if cifar:
         cfg = cifar_resnet_cfg(default_depth, norm='normprop', normprop_version=2)
     else:
