@@ -22,7 +22,7 @@ import timm
 
 import timm_nf  # noqa: F401  (registers the project's models)
 from timm_nf.analysis import (
-    AnalysisError, ForwardError, NoResidualBlocksError, analysis_mode, classifier_activations, create_analysis_model,
+    AnalysisError, NoResidualBlocksError, analysis_mode, classifier_activations, create_analysis_model,
     filter_coherence, find_residual_blocks, parse_model_spec, residual_differences, set_unit_gains,
     signal_propagation, trace_model,
 )

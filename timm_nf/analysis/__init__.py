@@ -20,7 +20,9 @@ from .adapters import (
     TRANSFORMS, BlockAdapter, NoResidualBlocksError, ResidualBlock, effective_conv_weight, find_residual_blocks,
     get_block_adapter, register_block_adapter, set_unit_gains, unscale_nf,
 )
-from .inputs import AnalysisError, create_analysis_model, dataset_batches, model_input_size, noise_batches, parse_model_spec
+from .inputs import (
+    AnalysisError, create_analysis_model, dataset_batches, model_input_size, noise_batches, parse_model_spec,
+)
 from .measure import (
     ForwardError, ModelTrace, analysis_mode, classifier_activations, filter_coherence, residual_differences,
     signal_propagation, trace_model,

@@ -32,7 +32,7 @@ import torch.nn as nn
 __all__ = [
     'BlockAdapter', 'ResidualBlock', 'register_block_adapter', 'get_block_adapter', 'find_residual_blocks',
     'set_unit_gains', 'unscale_nf', 'effective_conv_weight', 'is_weight_standardized', 'TRANSFORMS',
-    'NoResidualBlocksError',
+    'NoResidualBlocksError', 'first_module',
 ]
 
 
@@ -40,7 +40,7 @@ class NoResidualBlocksError(ValueError):
     """Raised when a model has no module the analysis recognises as a residual block."""
 
 
-def _first(*names: str) -> Callable[[nn.Module], Optional[nn.Module]]:
+def first_module(*names: str) -> Callable[[nn.Module], Optional[nn.Module]]:
     """Getter of the first attribute among `names` that is a module (None when none is)."""
     def get(block: nn.Module) -> Optional[nn.Module]:
         for n in names:
@@ -89,7 +89,7 @@ class BlockAdapter:
     """
     branch: Callable[[nn.Module], Optional[nn.Module]] = lambda block: None
     branch_scale: Callable[[nn.Module], float] = lambda block: 1.0
-    shortcut: Callable[[nn.Module], Optional[nn.Module]] = _first('downsample')
+    shortcut: Callable[[nn.Module], Optional[nn.Module]] = first_module('downsample')
     zero_init: Callable[[nn.Module], List[Tuple[str, torch.Tensor]]] = _no_params
     nf_scales: bool = False
 
@@ -97,7 +97,7 @@ class BlockAdapter:
 _BLOCK_ADAPTERS: Dict[str, BlockAdapter] = {}
 
 # Fallback for unregistered classes: the residual stream is still measured, the branch is not.
-GENERIC_ADAPTER = BlockAdapter(shortcut=_first('downsample', 'shortcut'))
+GENERIC_ADAPTER = BlockAdapter(shortcut=first_module('downsample', 'shortcut'))
 
 
 def _class_path(cls: type) -> str:
@@ -142,28 +142,28 @@ def _register_defaults() -> None:
     # timm ResNet v1 (resnet.py): out = act(bn_last(...) [* se] + shortcut), add and act in one forward, so the
     # branch is tapped at se (if any) or the last BN. zero_init_last zeroes that BN's weight.
     register_block_adapter('timm.models.resnet.BasicBlock', BlockAdapter(
-        branch=_first('se', 'bn2'), zero_init=_params('bn2.weight')))
+        branch=first_module('se', 'bn2'), zero_init=_params('bn2.weight')))
     register_block_adapter('timm.models.resnet.Bottleneck', BlockAdapter(
-        branch=_first('se', 'bn3'), zero_init=_params('bn3.weight')))
+        branch=first_module('se', 'bn3'), zero_init=_params('bn3.weight')))
     # timm ResNetV2 (resnetv2.py): pre-activation, out = conv_last(...) + shortcut. zero_init_last zeroes the conv
     # weight itself (set_unit_gains re-initializes it rather than filling it with ones).
     register_block_adapter('timm.models.resnetv2.PreActBasic', BlockAdapter(
-        branch=_first('conv2'), zero_init=_params('conv2.weight')))
+        branch=first_module('conv2'), zero_init=_params('conv2.weight')))
     register_block_adapter('timm.models.resnetv2.PreActBottleneck', BlockAdapter(
-        branch=_first('conv3'), zero_init=_params('conv3.weight')))
+        branch=first_module('conv3'), zero_init=_params('conv3.weight')))
     register_block_adapter('timm.models.resnetv2.Bottleneck', BlockAdapter(
-        branch=_first('norm3'), zero_init=_params('norm3.weight')))
+        branch=first_module('norm3'), zero_init=_params('norm3.weight')))
     # timm NF-ResNet / NF-RegNet (nfnet.py): branch ends in conv3 (or attn_last, scaled by attn_gain); zero-init via
     # conv3's Scaled WS gain, or the skipinit gain.
     register_block_adapter('timm.models.nfnet.NormFreeBlock', BlockAdapter(
-        branch=_first('attn_last', 'conv3'),
+        branch=first_module('attn_last', 'conv3'),
         branch_scale=lambda b: b.attn_gain if getattr(b, 'attn_last', None) is not None else 1.0,
         zero_init=_params('conv3.gain', 'skipinit_gain'), nf_scales=True))
     # timm_nf (timm_nf/layers/blocks.py): both blocks keep their branch in one `branch` Sequential.
     register_block_adapter('timm_nf.layers.blocks.PostActBlock', BlockAdapter(
-        branch=_first('branch'), zero_init=_last_norm_weight))
+        branch=first_module('branch'), zero_init=_last_norm_weight))
     register_block_adapter('timm_nf.layers.blocks.NFBlock', BlockAdapter(
-        branch=_first('branch'), zero_init=_nf_block_zero_init, nf_scales=True))
+        branch=first_module('branch'), zero_init=_nf_block_zero_init, nf_scales=True))
 
 
 def _last_norm_weight(block: nn.Module) -> List[Tuple[str, torch.Tensor]]:
@@ -260,7 +260,7 @@ def effective_conv_weight(conv: nn.Module) -> torch.Tensor:
     return w
 
 
-# --- transforms --------------------------------------------------------------------------------------------------------
+# --- transforms -------------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def set_unit_gains(model: nn.Module) -> List[str]:

@@ -13,7 +13,7 @@ import ast
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -121,7 +121,8 @@ def model_input_size(model: nn.Module, img_size: Optional[int] = None) -> Tuple[
         raise AnalysisError(f'--img-size must be a positive number of pixels, got {img_size}')
     if cfg.get('fixed_input_size', False) and (img_size, img_size) != (height, width):
         raise AnalysisError(
-            f'{type(model).__name__} only accepts {height}x{width} inputs (fixed_input_size), not {img_size}x{img_size}')
+            f'{type(model).__name__} only accepts {height}x{width} inputs (fixed_input_size), '
+            f'not {img_size}x{img_size}')
     return chans, img_size, img_size
 
 

@@ -146,7 +146,8 @@ class ModelTrace:
     @property
     def stage_ends(self) -> List[int]:
         """Indices of the last block of each stage."""
-        return [b.index for i, b in enumerate(self.blocks) if i + 1 == len(self.blocks) or self.blocks[i + 1].stage != b.stage]
+        blocks = self.blocks
+        return [b.index for i, b in enumerate(blocks) if i + 1 == len(blocks) or blocks[i + 1].stage != b.stage]
 
 
 class _EntryAccumulator:
@@ -181,6 +182,7 @@ def trace_model(
         batch_stats: bool = True,
         progress: bool = False,
         num_batches: Optional[int] = None,
+        desc: Optional[str] = None,
 ) -> ModelTrace:
     """Run `model` on `inputs` (a batch or an iterable of batches) and measure every residual block.
 
@@ -194,6 +196,7 @@ def trace_model(
         batch_stats: Normalize BatchNorm layers with batch statistics (see `analysis_mode`).
         progress: Show a progress bar (one tick per residual block per batch).
         num_batches: Length of `inputs` when it is an iterable, for the progress bar.
+        desc: Label of the progress bar (default: the model's class name).
 
     Returns:
         The measurements; block indices follow execution order, stages are numbered from 1 by block container.
@@ -214,7 +217,7 @@ def trace_model(
         try:
             from tqdm.auto import tqdm
             total = len(blocks) * num_batches if num_batches else None
-            bar = tqdm(total=total, desc=type(model).__name__, unit='block', leave=False)
+            bar = tqdm(total=total, desc=desc or type(model).__name__, unit='block', leave=False)
         except ImportError:  # tqdm comes with huggingface_hub; without it run silently
             bar = None
 

@@ -87,7 +87,8 @@ def run_analysis(
                 batches = dataset_batches(model, dataset, data_dir, split, input_size, batch_size, num_batches, seed)
             else:
                 batches = noise_batches(input_size, batch_size, num_batches, seed)
-            trace = trace_model(model, batches, batch_stats=batch_stats, progress=progress, num_batches=num_batches)
+            trace = trace_model(model, batches, batch_stats=batch_stats, progress=progress, num_batches=num_batches,
+                                desc=spec)
             if kind == 'spp':
                 new = signal_propagation(trace)
             elif kind == 'delta':
