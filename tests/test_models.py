@@ -151,7 +151,7 @@ def test_normprop_conv_normalizes_each_filter():
     conv = NormPropConv2d(3, 5, 3, version=2)
     with torch.no_grad():
         conv.gamma.uniform_(0.5, 2.0)
-    w = conv.normalized_weight()
+    w = conv.effective_weight()
     assert torch.allclose(w.flatten(1).norm(dim=1), conv.gamma, atol=1e-6)
     x = torch.randn(2, 3, 8, 8)
     ref = nn.functional.conv2d(x, conv.weight / conv.weight.flatten(1).norm(dim=1).view(-1, 1, 1, 1)

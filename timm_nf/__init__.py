@@ -4,6 +4,7 @@
 families with timm, so ``timm.create_model(name)`` builds them.
 """
 from . import models
+from .fold import fold_for_inference
 from .models import ResidualNet, ResNetCfg, convert_timm_nfnet_state_dict
 
 __version__ = '0.1.0'

@@ -8,3 +8,5 @@ from .blocks import (
 )
 from .norm_scheme import NF_NORM, NORMS, NormScheme
 from .normprop import NORMPROP_GAMMA_INIT, NORMPROP_VERSIONS, NormPropConv2d, normprop_act_kwargs
+from .fold import FoldableSequential, fold_conv_bn, to_plain_conv
+from .std_conv import ScaledStdConv2d

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, SEModule
 
 from .activations import channel_mult, check_choice
+from .fold import FoldableSequential, fold_act_gain, fold_conv_bn, scale_conv_, to_plain_conv
 from .norm_scheme import NormScheme
 
 __all__ = [
@@ -70,7 +71,7 @@ def create_branch(
         preact: bool = False,
         attn: Optional[Callable[[int], nn.Module]] = None,
         last_gain_init: float = 1.0,
-) -> nn.Sequential:
+) -> FoldableSequential:
     """Residual branch: basic (3x3, 3x3) or bottleneck (1x1, 3x3, 1x1), stride on the 3x3.
 
     Post-activation branches (`preact=False`) are conv-norm-act-...-conv-norm; pre-activation (NF) branches have
@@ -113,7 +114,7 @@ def create_branch(
             # Keep timm's names: act1 is the NF block's pre-activation, so NF branch acts start at act2.
             layers[f'act{idx + 1 if preact else idx}'] = act
             chs = conv_out * channel_mult(act)
-    return nn.Sequential(layers)
+    return FoldableSequential(layers)
 
 
 class Downsample(nn.Module):
@@ -137,6 +138,15 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(self.pool(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> 'Downsample':
+        """Fold the norm into a plain conv (eval-mode statistics)."""
+        if isinstance(self.norm, nn.BatchNorm2d):
+            self.conv, self.norm = fold_conv_bn(self.conv, self.norm), nn.Identity()
+        else:
+            self.conv = to_plain_conv(self.conv)
+        return self
 
 
 class ZeroPadShortcut(nn.Module):
@@ -204,7 +214,8 @@ class PostActBlock(nn.Module):
         self.downsample: Optional[nn.Module] = None
         if in_chs != out_chs or stride != 1:
             if shortcut == 'zero_pad':
-                self.downsample = ZeroPadShortcut(in_chs, out_chs, stride, scheme.shortcut_norm(in_chs, stride))
+                self.downsample = ZeroPadShortcut(
+                    in_chs, out_chs, stride, scheme.shortcut_norm(in_chs, stride, projection=False))
             else:
                 self.downsample = Downsample(
                     in_chs, out_chs, stride, scheme, act_name, avg_pool=shortcut == 'avg_conv')
@@ -214,6 +225,14 @@ class PostActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.act(self.drop_path(self.branch(x)) + shortcut)
+
+    @torch.no_grad()
+    def fuse(self) -> 'PostActBlock':
+        """Fold BatchNorm into the convs and plain-ize NormProp convs, in place (call in eval mode)."""
+        self.branch.fuse()
+        if isinstance(self.downsample, Downsample):
+            self.downsample.fuse()
+        return self
 
 
 class NFBlock(nn.Module):
@@ -272,12 +291,37 @@ class NFBlock(nn.Module):
         self.skip_gain = nn.Parameter(torch.zeros(())) if skip_gain else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(x) * self.beta
+        out = self.act1(x)
+        if self.beta != 1.0:
+            out = out * self.beta
         shortcut = x if self.downsample is None else self.downsample(out)
         out = self.drop_path(self.branch(out))
         if self.skip_gain is not None:
             out = out * self.skip_gain
-        return out * self.alpha + shortcut
+        if self.alpha != 1.0:
+            out = out * self.alpha
+        return out + shortcut
+
+    @torch.no_grad()
+    def fuse(self) -> 'NFBlock':
+        """Fold, in place: WS convs to plain convs, gamma and beta into the convs that read ``act1(h) * beta``,
+        the branch's activation gains into the following convs, ``alpha * skip_gain`` into the last conv."""
+        self.branch.fuse()
+        if self.downsample is not None:
+            self.downsample.fuse()
+        self.act1, gain = fold_act_gain(self.act1)
+        in_scale = gain * self.beta
+        first_conv = self.branch[0]
+        scale_conv_(first_conv, weight_scale=in_scale)
+        if self.downsample is not None:
+            scale_conv_(self.downsample.conv, weight_scale=in_scale)
+        self.beta = 1.0
+        self.branch.fold_gains_()
+        out_scale = self.alpha * (float(self.skip_gain) if self.skip_gain is not None else 1.0)
+        scale_conv_(self.branch[-1], output_scale=out_scale)
+        self.alpha = 1.0
+        self.skip_gain = None
+        return self
 
 
 def create_stem(
@@ -287,7 +331,7 @@ def create_stem(
         scheme: NormScheme,
         act_name: str,
         preact: bool,
-) -> Tuple[nn.Sequential, int, str, int]:
+) -> Tuple[FoldableSequential, int, str, int]:
     """Stem: 'imagenet' (7x7/2 conv + 3x3/2 max-pool), 'cifar' (3x3/1 conv) or '3x3' (3x3/2 conv).
 
     Post-activation networks normalize and activate in the stem; pre-activation (NF) stems end at the conv, the
@@ -299,7 +343,7 @@ def create_stem(
     """
     check_choice('stem', kind, STEMS)
     kernel, stride = {'imagenet': (7, 2), 'cifar': (3, 1), '3x3': (3, 2)}[kind]
-    stem = OrderedDict()
+    stem: 'OrderedDict[str, nn.Module]' = OrderedDict()
     stem['conv'] = scheme.conv(in_chans, out_chs, kernel, stride, act_name=act_name)
     feat = 'conv'
     if not preact:
@@ -311,7 +355,7 @@ def create_stem(
     if kind == 'imagenet':
         stem['pool'] = nn.MaxPool2d(3, stride=2, padding=1)
         stride *= 2
-    return nn.Sequential(stem), stride, feat, feat_reduction
+    return FoldableSequential(stem), stride, feat, feat_reduction
 
 
 def stem_feature_index(stem: nn.Sequential, feat: str) -> int:

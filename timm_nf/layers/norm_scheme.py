@@ -8,7 +8,7 @@ scheme for its layers:
 * ``normprop``: `NormPropConv2d`, no BatchNorm in the branch, BatchNorm on the identity path only where the
   spatial size is reduced (Shang et al., footnote 2), Xavier init; version 1 adds NormProp's constants to
   every activation.
-* ``scaled_ws``: Scaled Weight Standardization (timm's `ScaledStdConv2d`), no normalization, activations scaled
+* ``scaled_ws``: Scaled Weight Standardization (`ScaledStdConv2d`, timm's layer plus an eval cache), no normalization, activations scaled
   by the gain gamma of `ACT_GAINS` (Brock et al. 2021). `gamma_in_conv=True` reproduces timm's `NormFreeNet`,
   which folds gamma into the weight scale of *every* conv, the stem's included.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch.nn as nn
-from timm.layers import ScaledStdConv2d
 
 from .activations import act_gain, check_choice, create_act
 from .normprop import NORMPROP_VERSIONS, NormPropConv2d, normprop_act_kwargs
+from .std_conv import ScaledStdConv2d
 
 __all__ = ['NormScheme', 'NORMS', 'NF_NORM']
 
@@ -82,9 +82,14 @@ class NormScheme:
         """The normalization after a branch conv."""
         return nn.BatchNorm2d(chs) if self.name == 'batchnorm' else nn.Identity()
 
-    def shortcut_norm(self, chs: int, stride: int) -> nn.Module:
-        """The normalization on a projection/subsampling shortcut."""
-        if self.name == 'batchnorm' or (self.name == 'normprop' and stride > 1):
+    def shortcut_norm(self, chs: int, stride: int, projection: bool = True) -> nn.Module:
+        """The normalization on a shortcut where shapes change.
+
+        BatchNorm networks normalize their 1x1 projections (fb.resnet.torch option B) but not the parameter-free
+        option A shortcut; NormProp networks put BatchNorm on the identity path exactly where the spatial size
+        is reduced (Shang et al., footnote 2), whatever the shortcut type.
+        """
+        if (self.name == 'batchnorm' and projection) or (self.name == 'normprop' and stride > 1):
             return nn.BatchNorm2d(chs)
         return nn.Identity()
 

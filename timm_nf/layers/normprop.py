@@ -14,9 +14,9 @@ from typing import Dict, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .activations import NORMPROP_C0, NORMPROP_C1, check_choice
+from .weight_cache import EffectiveWeightConv
 
 __all__ = ['NormPropConv2d', 'NORMPROP_VERSIONS', 'NORMPROP_GAMMA_INIT', 'normprop_act_kwargs']
 
@@ -31,7 +31,7 @@ def normprop_act_kwargs(version: int) -> Dict[str, float]:
     return dict(gain=NORMPROP_C1, shift=NORMPROP_C0) if version == 1 else dict(gain=1.0, shift=0.0)
 
 
-class NormPropConv2d(nn.Conv2d):
+class NormPropConv2d(EffectiveWeightConv):
     """Conv2d whose filters are normalized to unit L2 norm and scaled by a per-filter gamma.
 
     Args:
@@ -77,14 +77,12 @@ class NormPropConv2d(nn.Conv2d):
             self.register_buffer('gamma', gamma)
         else:
             self.gamma = nn.Parameter(gamma)
+        self._cache_init()
 
-    def normalized_weight(self) -> torch.Tensor:
+    def effective_weight(self) -> torch.Tensor:
         """``gamma * W / ||W||_2`` per filter: the weight the convolution actually applies."""
         norm = torch.linalg.vector_norm(self.weight.flatten(1), dim=1).clamp_min(self.eps)
         return self.weight * (self.gamma / norm).view(-1, 1, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.normalized_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', version={self.version}'

@@ -1,0 +1,153 @@
+"""Folding for inference and the eval-mode weight cache of WS / NormProp convs."""
+import pytest
+import timm
+import torch
+import torch.nn as nn
+from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
+from timm.utils import reparameterize_model
+
+from timm_nf import fold_for_inference
+from timm_nf.layers import NormPropConv2d, ScaledStdConv2d
+
+FAMILIES = ['crelu_resnet20', 'crelu_resnet56_relu_plain', 'normprop_resnet20', 'normprop_resnet56_v1',
+            'normprop_resnet18', 'nf_resnet20', 'nf_resnet56_crelu', 'nf_resnet18', 'nf_regnet_b0_crelu',
+            'crelu_resnet50']
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random values everywhere (gains, skip gains and BatchNorm statistics included) so that no branch is off."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if not p.is_floating_point():
+                continue
+            if name.endswith(('gain', 'running_var', 'gamma')) or (name.endswith('weight') and p.ndim <= 1):
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
+            elif p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / a.abs().max()).item()
+
+
+def image(model: nn.Module, batch: int = 2) -> torch.Tensor:
+    size = min(model.pretrained_cfg['input_size'][-1], 64)
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize('name', FAMILIES)
+def test_fold_for_inference_keeps_outputs(name):
+    model = randomize(timm.create_model(name)).eval()
+    x = image(model)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_for_inference(model)
+        got = folded(x)
+        via_timm = reparameterize_model(model)(x)
+    assert relative_error(expected, got) <= 1e-5
+    assert relative_error(expected, via_timm) <= 1e-5
+    kinds = {type(m) for m in folded.modules()}
+    assert not kinds & {ScaledStdConv2d, NormPropConv2d, TimmScaledStdConv2d}
+    # BatchNorm survives only on NormProp's parameter-free shortcut, where no conv precedes it.
+    leftover = [n for n, m in folded.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(n.endswith('downsample.norm') for n in leftover)
+    if name.startswith('crelu'):
+        assert not leftover
+    with torch.no_grad():
+        assert torch.equal(model(x), expected)  # the original model is untouched
+
+
+@pytest.mark.parametrize('name', ['nf_resnet50', 'nf_regnet_b1'])
+def test_fold_for_inference_folds_timm_nf_models(name):
+    model = randomize(timm.create_model(name)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_for_inference(model)
+        assert relative_error(expected, folded(x)) <= 1e-5
+    assert not any(isinstance(m, TimmScaledStdConv2d) for m in folded.modules())
+
+
+def test_fuse_returns_plain_conv():
+    for conv in (ScaledStdConv2d(4, 6, 3), NormPropConv2d(4, 6, 3, version=1)):
+        plain = conv.fuse()
+        assert type(plain) is nn.Conv2d
+        x = torch.randn(1, 4, 8, 8)
+        assert torch.allclose(conv(x), plain(x), atol=1e-6)
+
+
+def _conv(model: nn.Module) -> ScaledStdConv2d:
+    return model.stages[0][0].branch.conv1
+
+
+def test_eval_cache_reuses_weight_and_matches_uncached():
+    model = randomize(timm.create_model('nf_resnet20')).eval()
+    x = image(model)
+    expected = model(x).detach()  # grad enabled: no cache
+    assert _conv(model)._cached_weight is None
+    with torch.no_grad():
+        first = model(x)
+        cached = _conv(model)._cached_weight
+        second = model(x)
+    assert cached is not None and _conv(model)._cached_weight is cached  # reused, not recomputed
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+
+
+def test_eval_cache_invalidated_by_weight_update_and_train():
+    model = randomize(timm.create_model('normprop_resnet20')).eval()
+    x = image(model)
+    with torch.no_grad():
+        before = model(x)
+        for p in model.parameters():
+            p.mul_(1.1)  # an in-place update, as an optimizer step makes
+        after = model(x)
+    model.train()
+    assert all(m._cached_weight is None for m in model.modules() if isinstance(m, NormPropConv2d))
+    model.eval()
+    uncached = model(x).detach()
+    assert not torch.equal(before, after)
+    assert torch.equal(after, uncached)
+
+
+def test_eval_cache_invalidated_by_optimizer_step_and_load_state_dict():
+    model = randomize(timm.create_model('nf_resnet20')).eval()
+    x = image(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with torch.no_grad():
+        model(x)
+    model(x).square().mean().backward()  # gradients enabled: computed without the cache
+    opt.step()
+    with torch.no_grad():
+        stepped = model(x)
+    assert torch.equal(stepped, model(x).detach())
+    state = {k: v.clone() for k, v in randomize(timm.create_model('nf_resnet20'), seed=3).state_dict().items()}
+    model.load_state_dict(state)
+    with torch.no_grad():
+        loaded = model(x)
+    assert torch.equal(loaded, model(x).detach())
+
+
+def test_eval_mode_with_grad_allows_two_backwards():
+    model = randomize(timm.create_model('nf_resnet20')).eval()
+    x = image(model)
+    for _ in range(2):
+        model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_cache_bypassed_by_script_fx_and_compile():
+    model = randomize(timm.create_model('nf_resnet20')).eval()
+    x = image(model)
+    with torch.no_grad():
+        expected = model(x)
+        scripted = torch.jit.script(model)
+        assert torch.allclose(scripted(x), expected, atol=1e-6)
+        traced = torch.fx.symbolic_trace(model)
+        assert torch.allclose(traced(x), expected, atol=1e-6)
+        assert any(n.op == 'call_function' and 'batch_norm' in str(n.target) for n in traced.graph.nodes)
+        compiled = torch.compile(model, backend='eager')
+        assert torch.allclose(compiled(x), expected, atol=1e-6)

@@ -1,0 +1,35 @@
+"""Scaled Weight Standardization conv with an eval-mode weight cache and `fuse()`.
+
+`Characterizing signal propagation to close the performance gap in unnormalized ResNets` (Brock, De & Smith,
+ICLR 2021). A subclass of timm's `ScaledStdConv2d` (same parameters, same math, so timm's weights and code that
+checks for timm's class keep working): timm's layer re-standardizes the weight on every forward pass, also at
+inference, and cannot be folded; this one caches the standardized weight in eval mode and fuses into a plain conv.
+"""
+import torch
+import torch.nn.functional as F
+from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
+
+from .weight_cache import EffectiveWeightConv
+
+__all__ = ['ScaledStdConv2d', 'standardized_weight']
+
+
+def standardized_weight(weight: torch.Tensor, gain: torch.Tensor, scale: float, eps: float) -> torch.Tensor:
+    """``gain * scale * (W - mean) / std`` per filter (scale = gamma / sqrt(fan_in)), computed exactly as timm's
+    layer does (biased variance plus eps, through `F.batch_norm` on the reshaped weight): bit-identical results."""
+    out_channels = weight.shape[0]
+    return F.batch_norm(
+        weight.reshape(1, out_channels, -1), None, None, weight=(gain * scale).view(-1), training=True, momentum=0.,
+        eps=eps,
+    ).reshape_as(weight)
+
+
+class ScaledStdConv2d(EffectiveWeightConv, TimmScaledStdConv2d):
+    """timm's `ScaledStdConv2d` plus an eval-mode cache of the standardized weight and `fuse()`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._cache_init()
+
+    def effective_weight(self) -> torch.Tensor:
+        return standardized_weight(self.weight, self.gain, self.scale, self.eps)

@@ -1,0 +1,87 @@
+"""Inference helpers for convs whose weight is a function of raw parameters (scaled WS, NormProp).
+
+Both recompute their effective weight on every forward pass, also at inference, where the parameters never
+change. `EffectiveWeightConv` gives such a conv two ways out:
+
+* an eval-mode cache: under `torch.no_grad()` / `torch.inference_mode()` in eval mode the effective weight is
+  computed once and reused until a parameter changes (tracked by the tensors' version counters, which every
+  in-place update such as an optimizer step or `load_state_dict` bumps) or the module returns to train mode.
+  It is bypassed whenever autograd records (a cached tensor from one graph would break a second backward) and
+  under TorchScript, FX tracing, `torch.compile` and `torch.export`, which must see the computation itself.
+* `fuse()`: a plain `nn.Conv2d` holding the effective weight, for `timm.utils.reparameterize_model`.
+"""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['EffectiveWeightConv', 'plain_conv_like']
+
+
+def plain_conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> nn.Conv2d:
+    """An `nn.Conv2d` with `conv`'s geometry and the given weight and bias (copied, detached)."""
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+        dilation=conv.dilation, groups=conv.groups, bias=bias is not None, padding_mode=conv.padding_mode,
+        device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        fused.weight.copy_(weight)
+        if bias is not None:
+            fused.bias.copy_(bias)
+    fused.train(conv.training)
+    return fused
+
+
+class EffectiveWeightConv(nn.Conv2d):
+    """Base for convs that apply `effective_weight()` instead of `weight`; subclasses define that function."""
+
+    def effective_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _cache_init(self) -> None:
+        # Plain Python attributes: never in the state dict, never moved by `.to()` (the key notices a move).
+        self._cached_weight: Optional[torch.Tensor] = None
+        self._cache_key: List[int] = []
+
+    @torch.jit.unused
+    def _can_cache(self) -> bool:
+        if self.training or torch.is_grad_enabled():
+            return False
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
+            return False
+        return True
+
+    @torch.jit.unused
+    def _key(self) -> List[int]:
+        key: List[int] = [int(torch.is_inference_mode_enabled())]
+        for p in self.parameters(recurse=False):
+            key += [id(p), p._version, p.data_ptr()]
+        for b in self.buffers(recurse=False):
+            key += [id(b), b._version, b.data_ptr()]
+        return key
+
+    @torch.jit.unused
+    def cached_effective_weight(self) -> torch.Tensor:
+        """The effective weight, recomputed only when a parameter or buffer changed since the last call."""
+        key = self._key()
+        if self._cached_weight is None or key != self._cache_key:
+            self._cached_weight = self.effective_weight()
+            self._cache_key = key
+        return self._cached_weight
+
+    def train(self, mode: bool = True):
+        self._cached_weight = None  # a model back in training must never see a stale weight
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting() and self._can_cache():
+            weight = self.cached_effective_weight()
+        else:
+            weight = self.effective_weight()
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """A plain conv computing the same function (for `timm.utils.reparameterize_model`)."""
+        return plain_conv_like(self, self.effective_weight(), self.bias)
