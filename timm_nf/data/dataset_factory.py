@@ -44,7 +44,8 @@ def _check_name(name: str) -> str:
     if prefix.lower() not in _PREFIXES or not rest:
         raise DatasetError(f'unknown dataset {name!r}; use one of {KNOWN_DATASETS_HELP}')
     if prefix.lower() == 'torch' and rest.lower() not in _TORCH_NAMES:
-        raise DatasetError(f"unknown torchvision dataset {name!r}; timm supports torch/ + one of {', '.join(_TORCH_NAMES)}")
+        raise DatasetError(
+            f"unknown torchvision dataset {name!r}; timm supports torch/ + one of {', '.join(_TORCH_NAMES)}")
     return name
 
 

@@ -1,0 +1,298 @@
+"""train/train.py end to end: real subprocesses (and torchrun), real files, the embedded digits data.
+
+Every run is tiny (32x32 digits subsets, a few steps, one thread) so the file stays well under a few minutes
+on 2 CPU cores.
+"""
+import csv
+import hashlib
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / 'train' / 'train.py'
+SUMMARY_COLUMNS = ['epoch', 'train_loss', 'eval_loss', 'eval_top1', 'eval_top5', 'lr']
+
+# A small digits run: 128 train / 64 validation images, batch 32 -> 4 updates per epoch.
+FAST = [
+    '--dataset', 'digits', '--train-num-samples', '128', '--val-num-samples', '64', '-b', '32',
+    '--img-size', '32', '--crop-pct', '1.0', '--train-crop-mode', 'pad', '--hflip', '0', '--workers', '0',
+    '--warmup-epochs', '0', '--lr', '0.05', '--log-interval', '2', '--device', 'cpu', '--seed', '0',
+]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = '1'  # tiny models: one thread per process is fastest and fair to parallel tests
+    return env
+
+
+def run_train(args: List[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def load_script(path: Path):
+    """Import a script of train/ as a module (its `main(argv)` is what `python script ...` runs)."""
+    spec = importlib.util.spec_from_file_location(f'_script_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call_train(args: List[str], capsys) -> subprocess.CompletedProcess:
+    """train.py's main() in this process: the bad-input checks need no fresh interpreter (~4 s each)."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        rc = load_script(TRAIN).main(args)
+    finally:
+        for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
+            if handler not in handlers:
+                root.removeHandler(handler)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
+
+
+def read_summary(path: Path) -> List[dict]:
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> str:
+    """Non-zero exit, no traceback, exactly one `error:` line containing every phrase; returns that line."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory) -> Path:
+    """One finished 2-epoch crelu_resnet20 digits experiment, shared by the read-only tests below."""
+    out = tmp_path_factory.mktemp('trained')
+    proc = run_train([*FAST, '--model', 'crelu_resnet20', '--epochs', '2', '--checkpoint-hist', '1',
+                      '--output', str(out), '--experiment', 'exp'], cwd=out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out / 'exp'
+
+
+def test_outputs(trained: Path):
+    for name in ('args.yaml', 'summary.csv', 'train.log', 'last.pth.tar', 'model_best.pth.tar'):
+        assert (trained / name).is_file(), name
+    # --checkpoint-hist 1: only the best numbered checkpoint is kept; no temporary files are left.
+    assert len(list(trained.glob('checkpoint-*.pth.tar'))) == 1
+    assert not [p for p in trained.iterdir() if '.tmp-' in p.name or p.name.startswith('tmp')]
+
+    rows = read_summary(trained / 'summary.csv')
+    assert [r['epoch'] for r in rows] == ['0', '1']
+    assert list(rows[0].keys()) == SUMMARY_COLUMNS
+
+    args = yaml.safe_load((trained / 'args.yaml').read_text())
+    assert args['model'] == 'crelu_resnet20' and args['dataset'] == 'digits' and args['num_classes'] == 10
+
+    # Plain torch.load with weights_only=True (no allow-list needed) reads our checkpoints.
+    checkpoint = torch.load(trained / 'last.pth.tar', map_location='cpu', weights_only=True)
+    assert checkpoint['epoch'] == 1 and checkpoint['arch'] == 'crelu_resnet20'
+    assert checkpoint['model_args'] == {'num_classes': 10}
+    assert isinstance(checkpoint['args'], dict) and 'state_dict' in checkpoint and 'optimizer' in checkpoint
+
+    log = (trained / 'train.log').read_text()
+    assert 'img/s' in log and 'Left:' in log and 'LR:' in log
+
+
+def test_config_file_and_command_line_override(tmp_path: Path):
+    config = tmp_path / 'cfg.yaml'
+    config.write_text(yaml.safe_dump({'model': 'crelu_resnet20', 'epochs': 5, 'batch-size': 16, 'not_a_flag': 1}))
+    proc = run_train(['--config', str(config), *FAST, '--epochs', '1', '--output', str(tmp_path),
+                      '--experiment', 'cfg'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'not_a_flag' in proc.stderr  # unknown keys are named in a warning, not silently dropped
+    args = yaml.safe_load((tmp_path / 'cfg' / 'args.yaml').read_text())
+    assert args['epochs'] == 1  # command line wins
+    assert args['batch_size'] == 32  # FAST's -b 32 overrides the file's batch-size 16
+    assert args['model'] == 'crelu_resnet20'  # from the file
+
+
+# One model per family: CIFAR and ImageNet layouts, BatchNorm / NormProp / normalization-free. ImageNet-layout
+# models run at 32x32 here (their stride-32 stem still leaves a 1x1 map).
+FAMILY_MODELS = ['crelu_resnet20', 'normprop_resnet20', 'nf_resnet20', 'crelu_resnet18', 'nf_regnet_b0_crelu']
+
+
+@pytest.mark.parametrize('model', FAMILY_MODELS)
+def test_train_steps_per_family(model: str, tmp_path: Path):
+    proc = run_train([*FAST, '--model', model, '--epochs', '1', '--train-num-samples', '64', '--val-num-samples',
+                      '32', '--output', str(tmp_path), '--experiment', 'run'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rows = read_summary(tmp_path / 'run' / 'summary.csv')
+    assert len(rows) == 1
+    assert all(float(rows[0][k]) == float(rows[0][k]) for k in ('train_loss', 'eval_loss'))  # not NaN
+
+
+def test_mixup_ema_agc_drop_path(tmp_path: Path):
+    """The NF-RegNet recipe's machinery (mixup/cutmix, smoothing, EMA, drop path) plus AGC, for a few steps."""
+    proc = run_train([*FAST, '--model', 'nf_resnet20', '--epochs', '1', '--mixup', '0.2', '--cutmix', '1.0',
+                      '--mixup-mode', 'elem', '--smoothing', '0.1', '--model-ema', '--model-ema-decay', '0.9',
+                      '--drop-path', '0.1', '--clip-grad', '0.01', '--clip-mode', 'agc', '--sched-on-updates',
+                      '--output', str(tmp_path), '--experiment', 'mix'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert 'Test (EMA)' in proc.stderr
+    checkpoint = torch.load(tmp_path / 'mix' / 'last.pth.tar', map_location='cpu', weights_only=True)
+    assert 'state_dict_ema' in checkpoint
+
+
+def test_kill_and_resume_auto(tmp_path: Path):
+    args = [*FAST, '--model', 'crelu_resnet20', '--epochs', '3', '--output', str(tmp_path), '--experiment', 'kr',
+            '--resume', 'auto', '--checkpoint-hist', '2']
+    exp = tmp_path / 'kr'
+    proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (exp / 'last.pth.tar').exists():
+            assert proc.poll() is None, 'training ended before it could be killed'
+            assert time.time() < deadline, 'no checkpoint within 120 s'
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    epochs_done = len(read_summary(exp / 'summary.csv'))
+    assert 1 <= epochs_done < 3, 'the kill should land mid-run'
+
+    resumed = run_train(args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert 'continuing from' in resumed.stderr
+    assert [r['epoch'] for r in read_summary(exp / 'summary.csv')] == ['0', '1', '2']
+    assert torch.load(exp / 'last.pth.tar', map_location='cpu', weights_only=True)['epoch'] == 2
+    assert len(list(exp.glob('checkpoint-*.pth.tar'))) == 2
+    assert not [p for p in exp.iterdir() if '.tmp-' in p.name]
+
+    # Running the finished experiment again trains nothing and changes nothing.
+    last_sha = sha256(exp / 'last.pth.tar')
+    again = run_train(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert sha256(exp / 'last.pth.tar') == last_sha
+    assert len(read_summary(exp / 'summary.csv')) == 3
+
+
+def test_torchrun_two_processes_gloo(tmp_path: Path):
+    out = tmp_path / 'out'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(TRAIN),
+           *FAST, '--model', 'crelu_resnet20', '--epochs', '2', '--output', str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert 'process 1 of 2' in proc.stderr  # really two ranks
+    experiments = list(out.iterdir())
+    assert len(experiments) == 1, experiments  # one set of outputs, written by rank 0 only
+    exp = experiments[0]
+    assert [r['epoch'] for r in read_summary(exp / 'summary.csv')] == ['0', '1']
+    assert (exp / 'last.pth.tar').is_file() and (exp / 'model_best.pth.tar').is_file()
+    checkpoint = torch.load(exp / 'last.pth.tar', map_location='cpu', weights_only=True)
+    assert not any(k.startswith('module.') for k in checkpoint['state_dict'])  # DDP wrapper not saved
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained: Path, tmp_path: Path):
+    exp = tmp_path / 'exp'
+    exp.mkdir()
+    for name in ('last.pth.tar', 'summary.csv'):
+        (exp / name).write_bytes((trained / name).read_bytes())
+    before = {name: sha256(exp / name) for name in ('last.pth.tar', 'summary.csv')}
+    # std 0 makes every normalized input inf / NaN, a real way to get a non-finite loss at the first step.
+    proc = run_train([*FAST, '--model', 'crelu_resnet20', '--epochs', '3', '--output', str(tmp_path),
+                      '--experiment', 'exp', '--resume', 'auto', '--mean', '0', '0', '0', '--std', '0', '0', '0'],
+                     cwd=tmp_path)
+    assert_one_line_error(proc, 'training loss is nan', 'last good checkpoint')
+    assert {name: sha256(exp / name) for name in before} == before
+    assert not list(exp.glob('checkpoint-*.pth.tar'))
+
+
+@pytest.fixture
+def truncated_checkpoint(trained: Path, tmp_path: Path) -> Path:
+    path = tmp_path / 'truncated.pth.tar'
+    data = (trained / 'last.pth.tar').read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+def _bad_run(tmp_path: Path, capsys, *extra: str, model: str = 'crelu_resnet20') -> subprocess.CompletedProcess:
+    return call_train([*FAST, '--model', model, '--epochs', '1', '--output', str(tmp_path / 'out'),
+                       '--experiment', 'bad', *extra], capsys)
+
+
+@pytest.mark.parametrize('extra, phrases', [
+    (['--dataset', '', '--data-dir', '/nonexistent/imagenet'], ['data dir', 'does not exist']),
+    (['--dataset', '', ], ['--data-dir is required']),
+    (['--dataset', 'imagenet1k'], ['unknown dataset']),
+    (['--num-classes', '5'], ['has 10 classes but --num-classes is 5', '--num-classes 10']),
+    (['--train-split', 'test'], ["unknown split 'test'"]),
+    (['--resume', '/nonexistent.pth.tar'], ['does not exist']),
+    (['--config', '/nonexistent.yaml'], ['config file']),
+])
+def test_bad_input(tmp_path: Path, capsys, extra: List[str], phrases: List[str]):
+    proc = _bad_run(tmp_path, capsys, *extra)
+    assert_one_line_error(proc, *phrases)
+    assert not (tmp_path / 'out').exists()  # nothing written
+
+
+def test_bad_input_exit_status_of_the_process(tmp_path: Path):
+    """The same checks seen from the shell: exit status 1 and one `error:` line on stderr."""
+    proc = run_train([*FAST, '--model', 'crelu_resnet20', '--dataset', 'imagenet1k', '--output', str(tmp_path / 'out')],
+                     cwd=tmp_path)
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "unknown dataset 'imagenet1k'")
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bad_model(tmp_path: Path, capsys):
+    assert_one_line_error(_bad_run(tmp_path, capsys, model='crelu_resnet21'), 'unknown model')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('flag', ['--initial-checkpoint', '--resume'])
+def test_truncated_checkpoint(tmp_path: Path, capsys, truncated_checkpoint: Path, flag: str):
+    assert_one_line_error(_bad_run(tmp_path, capsys, flag, str(truncated_checkpoint)), 'truncated')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('model, phrases', [
+    ('nf_resnet20', ["does not fit model 'nf_resnet20'", "saved from 'crelu_resnet20'", 'missing keys']),
+    ('crelu_resnet32', ["does not fit model 'crelu_resnet32'", 'missing keys']),
+])
+def test_checkpoint_of_another_architecture(tmp_path: Path, capsys, trained: Path, model: str, phrases: List[str]):
+    proc = _bad_run(tmp_path, capsys, '--initial-checkpoint', str(trained / 'last.pth.tar'), model=model)
+    assert_one_line_error(proc, *phrases)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_checkpoint_num_classes_mismatch(tmp_path: Path, capsys, trained: Path):
+    proc = _bad_run(tmp_path, capsys, '--initial-checkpoint', str(trained / 'last.pth.tar'), '--num-classes', '12')
+    assert_one_line_error(proc, 'has 10 classes', 'has 12', '--num-classes 10')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_existing_experiment_is_not_overwritten(tmp_path: Path, capsys, trained: Path):
+    before = sha256(trained / 'last.pth.tar')
+    proc = call_train([*FAST, '--model', 'crelu_resnet20', '--epochs', '1', '--output', str(trained.parent),
+                       '--experiment', trained.name], capsys)
+    assert_one_line_error(proc, 'already holds checkpoints', '--resume auto')
+    assert sha256(trained / 'last.pth.tar') == before

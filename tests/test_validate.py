@@ -1,0 +1,202 @@
+"""train/validate.py end to end: a tiny image folder made here, a digits checkpoint, results files, bad input."""
+import csv
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / 'train' / 'train.py'
+VALIDATE = REPO / 'train' / 'validate.py'
+TIMM_FIELDS = ['model', 'top1', 'top1_err', 'top5', 'top5_err', 'param_count', 'img_size', 'crop_pct',
+               'interpolation']
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = '1'
+    return env
+
+
+def run(script: Path, args: List[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def call_validate(args: List[str], capsys) -> subprocess.CompletedProcess:
+    """validate.py's main() in this process (bad-input checks need no fresh interpreter)."""
+    spec = importlib.util.spec_from_file_location('_script_validate', VALIDATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        rc = module.main(args)
+    finally:
+        for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
+            if handler not in handlers:
+                root.removeHandler(handler)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> None:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+
+
+@pytest.fixture(scope='module')
+def digits_checkpoint(tmp_path_factory) -> Path:
+    """A crelu_resnet20 trained for one epoch on 512 digits (a few seconds), evaluated on the full split."""
+    out = tmp_path_factory.mktemp('digits')
+    proc = run(TRAIN, ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b', '64',
+                       '--train-num-samples', '512',
+                       '--warmup-epochs', '0', '--lr', '0.1', '--train-crop-mode', 'pad', '--hflip', '0',
+                       '--workers', '0', '--device', 'cpu', '--output', str(out), '--experiment', 'd'], cwd=out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out / 'd' / 'last.pth.tar'
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory) -> Path:
+    """ImageNet-style layout: <root>/validation/<class>/<image>.png, 3 classes x 4 images of 40x48 px."""
+    root = tmp_path_factory.mktemp('folder')
+    rng = np.random.default_rng(0)
+    for c in ('n01', 'n02', 'n03'):
+        d = root / 'validation' / c
+        d.mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(d / f'{i}.png')
+    return root
+
+
+@pytest.fixture(scope='module')
+def folder_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised 3-class crelu_resnet20, saved as a bare state_dict (no training metadata)."""
+    import timm
+    import timm_nf  # noqa: F401
+    path = tmp_path_factory.mktemp('ckpt') / 'crelu_resnet20_3cls.pth'
+    torch.manual_seed(0)
+    torch.save(timm.create_model('crelu_resnet20', num_classes=3).state_dict(), path)
+    return path
+
+
+def test_digits_checkpoint_matches_training_eval(digits_checkpoint: Path, tmp_path: Path):
+    results_file = tmp_path / 'r.json'
+    proc = run(VALIDATE, ['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
+                          '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(results_file.read_text())
+    assert isinstance(results, dict)  # one model: an object
+    assert list(results)[:len(TIMM_FIELDS)] == TIMM_FIELDS
+    # Model, classes, size and crop come from the training checkpoint.
+    assert results['model'] == 'crelu_resnet20' and results['img_size'] == 32 and results['crop_pct'] == 1.0
+    assert results['model_args'] == {'num_classes': 10}
+    assert results['checkpoint_sha256'] == hashlib.sha256(digits_checkpoint.read_bytes()).hexdigest()
+    assert results['dataset'] == 'digits' and results['split'] == 'validation' and results['num_images'] == 360
+    assert abs(results['top1'] + results['top1_err'] - 100) < 1e-6
+    # Same weights, data and transforms as the training run's evaluation of its last epoch.
+    with open(digits_checkpoint.parent / 'summary.csv', newline='') as f:
+        last_eval = float(list(csv.DictReader(f))[-1]['eval_top1'])
+    assert abs(results['top1'] - last_eval) < 0.01
+    assert json.loads(proc.stdout.split('--result\n', 1)[1]) == results
+
+
+def test_image_folder_csv(image_folder: Path, folder_checkpoint: Path, tmp_path: Path):
+    results_file = tmp_path / 'r.csv'
+    proc = run(VALIDATE, ['--model', 'crelu_resnet20', '--checkpoint', str(folder_checkpoint), '--num-classes', '3',
+                          '--data-dir', str(image_folder), '--split', 'validation', '--img-size', '32',
+                          '--crop-pct', '0.875', '--interpolation', 'bicubic', '-b', '5', '--workers', '0',
+                          '--channels-last', '--results-file', str(results_file)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with open(results_file, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    row = rows[0]
+    assert list(row)[:len(TIMM_FIELDS)] == TIMM_FIELDS
+    assert row['model'] == 'crelu_resnet20' and row['img_size'] == '32' and row['crop_pct'] == '0.875'
+    assert row['interpolation'] == 'bicubic' and row['num_images'] == '12'
+    assert json.loads(row['model_args']) == {'num_classes': 3}
+    assert row['checkpoint_sha256'] == hashlib.sha256(folder_checkpoint.read_bytes()).hexdigest()
+    assert 0 <= float(row['top1']) <= 100 and float(row['top5']) == 100.0  # 3 classes: top-5 covers all
+
+
+def test_checkpoint_directory_json_list(image_folder: Path, folder_checkpoint: Path, tmp_path: Path):
+    ckpt_dir = tmp_path / 'ckpts'
+    ckpt_dir.mkdir()
+    for name in ('a.pth', 'b.pth'):
+        (ckpt_dir / name).write_bytes(folder_checkpoint.read_bytes())
+    results_file = tmp_path / 'r.json'
+    proc = run(VALIDATE, ['--model', 'crelu_resnet20', '--checkpoint', str(ckpt_dir), '--num-classes', '3',
+                          '--data-dir', str(image_folder), '--img-size', '32', '-b', '6', '--workers', '0',
+                          '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(results_file.read_text())
+    assert isinstance(results, list) and sorted(Path(r['checkpoint']).name for r in results) == ['a.pth', 'b.pth']
+    assert results[0]['top1'] == results[1]['top1']  # same weights
+
+
+def test_model_list_file_without_pretrained_weights(image_folder: Path, tmp_path: Path, capsys):
+    """A file of names validates each model's pretrained weights; ours have none offline: a clear error."""
+    names = tmp_path / 'models.txt'
+    names.write_text('crelu_resnet20\nnf_resnet20\n')
+    proc = run(VALIDATE, ['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], cwd=tmp_path)
+    assert_one_line_error(proc, 'no model validated successfully')
+    assert 'no pretrained weights' in proc.stderr
+    names.write_text('crelu_resnet20\nnot_a_model_xyz\n')
+    proc = call_validate(['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], capsys)
+    assert_one_line_error(proc, 'unknown models: not_a_model_xyz')
+
+
+def test_reparam_and_use_ema_fallback(digits_checkpoint: Path, tmp_path: Path):
+    proc = run(VALIDATE, ['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
+                          '--use-ema', '--reparam', '--num-samples', '64'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert 'no EMA weights' in proc.stderr
+
+
+@pytest.fixture
+def truncated(digits_checkpoint: Path, tmp_path: Path) -> Path:
+    path = tmp_path / 'truncated.pth.tar'
+    data = digits_checkpoint.read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+    return path
+
+
+def test_bad_input(digits_checkpoint: Path, folder_checkpoint: Path, truncated: Path, image_folder: Path,
+                   tmp_path: Path, capsys):
+    results_file = tmp_path / 'results.csv'
+    common = ['--workers', '0', '--results-file', str(results_file)]
+    cases = [
+        (['--checkpoint', str(truncated), '--dataset', 'digits'], ['truncated']),
+        (['--model', 'nf_resnet20', '--checkpoint', str(digits_checkpoint), '--dataset', 'digits'],
+         ["does not fit model 'nf_resnet20'", "saved from 'crelu_resnet20'"]),
+        (['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--num-classes', '5'],
+         ['has 10 classes', 'has 5', '--num-classes 10']),
+        (['--model', 'crelu_resnet20', '--checkpoint', str(folder_checkpoint), '--num-classes', '3',
+          '--dataset', 'digits'],
+         ["split 'validation' has 10 classes", 'has 3', '--num-classes 10']),
+        (['--model', 'crelu_resnet20', '--data-dir', str(tmp_path / 'missing')], ['does not exist']),
+        (['--model', 'crelu_resnet20', '--dataset', 'cifar10'], ['unknown dataset']),
+        (['--model', 'not_a_model_xyz'], ['unknown model']),
+        (['--checkpoint', str(tmp_path / 'missing.pth.tar'), '--dataset', 'digits'], ['does not exist']),
+    ]
+    for args, phrases in cases:
+        proc = call_validate([*args, *common], capsys)
+        assert_one_line_error(proc, *phrases)
+        assert not results_file.exists()  # nothing written
