@@ -16,7 +16,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['EffectiveWeightConv', 'plain_conv_like']
+__all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED']
+
+# Global switch, for benchmarks that measure the uncached cost (`train/benchmark.py --compare NAME@nocache`).
+CACHE_ENABLED = True
 
 
 def plain_conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> nn.Conv2d:
@@ -46,7 +49,7 @@ class EffectiveWeightConv(nn.Conv2d):
 
     @torch.jit.unused
     def _can_cache(self) -> bool:
-        if self.training or torch.is_grad_enabled():
+        if not CACHE_ENABLED or self.training or torch.is_grad_enabled():
             return False
         if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
             return False

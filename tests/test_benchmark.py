@@ -1,0 +1,42 @@
+"""train/benchmark.py runs and reports (behaviour only: timings depend on the machine and are not asserted)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / 'train' / 'benchmark.py'), *args], capture_output=True,
+                          text=True, cwd=ROOT)
+
+
+def test_compare_writes_results_with_memory(tmp_path):
+    out_file = tmp_path / 'bench.json'
+    res = run('--bench', 'both', '--compare', 'nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20@nocache',
+              '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '2', '--memory', '--threads', '1',
+              '--results-file', str(out_file))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out_file.read_text())
+    assert [(r['model'], r['bench']) for r in rows] == [
+        (m, b) for b in ('infer', 'train') for m in ('nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20@nocache')]
+    for r in rows:
+        assert r['step_ms'] > 0 and r['samples_per_sec'] > 0 and r['peak_rss_mb'] > 0
+        assert len(r['step_ms_all'].split()) == 2 and r['threads'] == 1 and r['img_size'] == 32
+    assert 'vs first' in res.stdout
+
+
+def test_single_model_csv(tmp_path):
+    out_file = tmp_path / 'bench.csv'
+    res = run('--model', 'cfg/nf_resnet50_timm', '--img-size', '32', '--num-warm-iter', '1', '--num-bench-iter', '1',
+              '--rounds', '1', '--reparam', '--results-file', str(out_file))
+    assert res.returncode == 0, res.stderr
+    header, row = out_file.read_text().splitlines()[:2]
+    assert header.startswith('model,bench,batch_size') and row.startswith('cfg/nf_resnet50_timm@fold,infer,1,32')
+
+
+def test_bad_variant_is_a_clear_error():
+    res = run('--model', 'nf_resnet20@fast', '--rounds', '1')
+    assert res.returncode == 2
+    assert 'unknown variant @fast' in res.stderr and '@fold' in res.stderr
