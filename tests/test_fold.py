@@ -94,7 +94,10 @@ def test_eval_cache_reuses_weight_and_matches_uncached():
         cached = _conv(model)._cached_weight
         second = model(x)
     assert cached is not None and _conv(model)._cached_weight is cached  # reused, not recomputed
-    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert torch.equal(first, second)
+    # The cached path carries gamma and beta in the weights (deferred), so it equals the uncached path up to rounding.
+    assert relative_error(expected, first) <= 1e-5
+    assert _conv(model).input_scale != 1.0 and model.stages[0][0].act1.defer_gain
 
 
 def test_eval_cache_invalidated_by_weight_update_and_train():
@@ -110,7 +113,7 @@ def test_eval_cache_invalidated_by_weight_update_and_train():
     model.eval()
     uncached = model(x).detach()
     assert not torch.equal(before, after)
-    assert torch.equal(after, uncached)
+    assert torch.equal(after, uncached)  # NormProp defers nothing: bit-identical
 
 
 def test_eval_cache_invalidated_by_optimizer_step_and_load_state_dict():
@@ -123,12 +126,12 @@ def test_eval_cache_invalidated_by_optimizer_step_and_load_state_dict():
     opt.step()
     with torch.no_grad():
         stepped = model(x)
-    assert torch.equal(stepped, model(x).detach())
+    assert relative_error(model(x).detach(), stepped) <= 1e-5
     state = {k: v.clone() for k, v in randomize(timm.create_model('nf_resnet20'), seed=3).state_dict().items()}
     model.load_state_dict(state)
     with torch.no_grad():
         loaded = model(x)
-    assert torch.equal(loaded, model(x).detach())
+    assert relative_error(model(x).detach(), loaded) <= 1e-5
 
 
 def test_eval_mode_with_grad_allows_two_backwards():

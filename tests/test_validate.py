@@ -154,11 +154,11 @@ def test_checkpoint_directory_json_list(image_folder: Path, folder_checkpoint: P
 def test_model_list_file_without_pretrained_weights(image_folder: Path, tmp_path: Path, capsys):
     """A file of names validates each model's pretrained weights; ours have none offline: a clear error."""
     names = tmp_path / 'models.txt'
-    names.write_text('crelu_resnet20\nnf_resnet20\n')
+    names.write_text('crelu_resnet32\nnf_resnet20\n')
     proc = run(VALIDATE, ['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], cwd=tmp_path)
     assert_one_line_error(proc, 'no model validated successfully')
     assert 'no pretrained weights' in proc.stderr
-    names.write_text('crelu_resnet20\nnot_a_model_xyz\n')
+    names.write_text('crelu_resnet32\nnot_a_model_xyz\n')
     proc = call_validate(['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], capsys)
     assert_one_line_error(proc, 'unknown models: not_a_model_xyz')
 

@@ -1,4 +1,5 @@
-"""Generate MODEL_CARDS.md from timm's registry: every timm-nf model, its size, cost and paper row.
+"""Generate MODEL_CARDS.md from timm's registry: every timm-nf model, its size, cost, paper row and
+pretrained tags (with their metrics and Hub links).
 
 Usage: ``python -m timm_nf.model_cards [--check] [--out MODEL_CARDS.md]``; `--check` exits 1 when the file is stale.
 """
@@ -11,7 +12,9 @@ from typing import List
 import timm
 
 import timm_nf  # noqa: F401  (registers the models)
+from timm_nf.hub.card import paper_rows
 from timm_nf.paper import TABLE2, TABLE4, call_str
+from timm_nf.pretrained import PUBLISHED
 from timm_nf.profile import model_stats
 
 FAMILIES = {
@@ -32,6 +35,44 @@ def _first_doc_line(name: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ''
 
 
+def _paper_row_cell(name: str) -> str:
+    cells = []
+    for label, row, _ in paper_rows(name):
+        table = label.split(',')[1].split('(')[0].strip()  # 'Table 2'
+        depth = '' if table == 'Table 2' else ', ResNet-' + re.search(r'\d+', row.model).group()
+        cells.append(f'{table}: {row.norm} {row.act}{depth}')
+    return '; '.join(cells)
+
+
+def _tag_cell(name: str) -> str:
+    return ', '.join(f'[`{e.tag}`]({e.hub_url})' for e in PUBLISHED if e.model == name)
+
+
+def _pretrained_lines() -> List[str]:
+    lines = [
+        '## Pretrained tags',
+        '',
+        'Published weights, listed as data in `timm_nf/pretrained.py`; metrics come from the committed validation',
+        'results file of each tag (`train/validate.py`). A tag is only published on a name that fully determines',
+        'the architecture; keyword variants are published as `hf-hub:` repos. Load with',
+        "`timm.create_model('<model>.<tag>', pretrained=True)` or `timm.create_model('hf-hub:<hub repo>', "
+        'pretrained=True)`.',
+        '',
+        '| model | dataset | top-1 | top-5 | images | params (M) | GMACs | input | hub repo | results | recipe |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
+    ]
+    for entry in PUBLISHED:
+        row = entry.load_results()
+        s = model_stats(entry.model, img_size=entry.input_size[-1])
+        lines.append(
+            f"| `{entry.name}` | {entry.dataset} ({row.get('split', '')}) | {row['top1']:.2f} | {row['top5']:.2f} | "
+            f"{row.get('num_images', '')} | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {entry.input_size[-1]} | "
+            f'[{entry.hub_id}]({entry.hub_url}) | [{Path(entry.results).name}]({entry.results}) | '
+            f'[{Path(entry.recipe).name}]({entry.recipe}) |')
+    lines.append('')
+    return lines
+
+
 def render() -> str:
     lines = [
         '# Model cards',
@@ -48,17 +89,21 @@ def render() -> str:
         'Every factory takes the study\'s keyword arguments where they apply: `act_layer` (`relu`, `crelu`; NF also',
         '`silu`, `gelu`), `norm` (`batchnorm`, `none`, `normprop`), `normprop_version` (1, 2, 3), `conv_bias`,',
         '`width_mult` (0.75 gives 12-24-48 on CIFAR), and `depth` (6n+2, CIFAR layout).',
-        'No pretrained tags are published yet.',
+        'The "paper row" column names the table row whose architecture the name builds with its defaults;',
+        '"pretrained" links the published tags (see [Pretrained tags](#pretrained-tags)).',
         '',
     ]
     for family, title in FAMILIES.items():
-        lines += [f'## `{family}*`: {title}', '', '| model | params (M) | GMACs | input | description |',
-                  '|---|---:|---:|---:|---|']
+        lines += [f'## `{family}*`: {title}', '',
+                  '| model | params (M) | GMACs | input | description | paper row | pretrained |',
+                  '|---|---:|---:|---:|---|---|---|']
         for name in our_models(family):
             s = model_stats(name)
             lines.append(
-                f'| `{name}` | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {s.img_size} | {_first_doc_line(name)} |')
+                f'| `{name}` | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {s.img_size} | {_first_doc_line(name)} | '
+                f'{_paper_row_cell(name)} | {_tag_cell(name)} |')
         lines.append('')
+    lines += _pretrained_lines()
     lines += [
         '## Paper rows -> calls',
         '',

@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from timm.layers import DropPath, SEModule
 
 from .activations import channel_mult, check_choice
-from .fold import FoldableSequential, fold_act_gain, fold_conv_bn, scale_conv_, to_plain_conv
+from .activations import ScaledAct
+from .fold import FoldableSequential, defer_input_scale, fold_act_gain, fold_conv_bn, scale_conv_, to_plain_conv
+from .weight_cache import cache_active
 from .norm_scheme import NormScheme
 
 __all__ = [
@@ -289,16 +291,25 @@ class NFBlock(nn.Module):
             last_gain_init=1.0 if skip_gain else 0.0)
         self.drop_path = _drop_path(drop_path_rate)
         self.skip_gain = nn.Parameter(torch.zeros(())) if skip_gain else None
+        # Eval cache: gamma and beta scale the input of the convs that read act1(h) * beta, so with cached weights
+        # they ride in those weights instead of costing two passes over the activations (see weight_cache).
+        self.branch.defer_gains_()
+        act1_gain = self.act1.gain if isinstance(self.act1, ScaledAct) and self.act1.shift == 0.0 else 1.0
+        consumers = [self.branch[0]] + ([self.downsample.conv] if self.downsample is not None else [])
+        self.defer_input = defer_input_scale(act1_gain * beta, *consumers)
+        if isinstance(self.act1, ScaledAct):
+            self.act1.defer_gain = self.defer_input and act1_gain != 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(x)
-        if self.beta != 1.0:
+        deferred = self.defer_input and not torch.jit.is_scripting() and cache_active(self.training)
+        if self.beta != 1.0 and not deferred:
             out = out * self.beta
         shortcut = x if self.downsample is None else self.downsample(out)
         out = self.drop_path(self.branch(out))
         if self.skip_gain is not None:
-            out = out * self.skip_gain
-        if self.alpha != 1.0:
+            out = out * (self.skip_gain * self.alpha)  # one pass over the activations, not two
+        elif self.alpha != 1.0:
             out = out * self.alpha
         return out + shortcut
 
@@ -321,6 +332,7 @@ class NFBlock(nn.Module):
         scale_conv_(self.branch[-1], output_scale=out_scale)
         self.alpha = 1.0
         self.skip_gain = None
+        self.defer_input = False
         return self
 
 

@@ -15,9 +15,9 @@ from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
 
 from .activations import ScaledAct
 from .std_conv import standardized_weight
-from .weight_cache import plain_conv_like
+from .weight_cache import EffectiveWeightConv, plain_conv_like
 
-__all__ = ['FoldableSequential', 'fold_conv_bn', 'to_plain_conv', 'scale_conv_', 'fold_act_gain']
+__all__ = ['FoldableSequential', 'fold_conv_bn', 'to_plain_conv', 'scale_conv_', 'fold_act_gain', 'defer_input_scale']
 
 
 def to_plain_conv(conv: nn.Module) -> nn.Module:
@@ -57,6 +57,15 @@ def fold_act_gain(act: nn.Module) -> tuple:
     return act, 1.0
 
 
+def defer_input_scale(scale: float, *consumers: nn.Module) -> bool:
+    """Let `consumers` apply `scale` through their cached weights; False (nothing changed) unless all can."""
+    if scale == 1.0 or not consumers or not all(isinstance(c, EffectiveWeightConv) for c in consumers):
+        return False
+    for conv in consumers:
+        conv.input_scale *= scale
+    return True
+
+
 class FoldableSequential(nn.Sequential):
     """`nn.Sequential` whose `fuse()` folds each conv -> BatchNorm pair and plain-izes WS / NormProp convs.
 
@@ -75,6 +84,14 @@ class FoldableSequential(nn.Sequential):
                 self._modules[prev] = fold_conv_bn(self._modules[prev], module)
                 self._modules[name] = nn.Identity()
         return self
+
+    def defer_gains_(self) -> None:
+        """Defer the gain of every gain-only activation followed by a caching conv into that conv (eval cache)."""
+        names = list(self._modules)
+        for name, nxt in zip(names, names[1:]):
+            act = self._modules[name]
+            if isinstance(act, ScaledAct) and act.shift == 0.0:
+                act.defer_gain = defer_input_scale(act.gain, self._modules[nxt])
 
     @torch.no_grad()
     def fold_gains_(self) -> None:

@@ -9,6 +9,11 @@ change. `EffectiveWeightConv` gives such a conv two ways out:
   It is bypassed whenever autograd records (a cached tensor from one graph would break a second backward) and
   under TorchScript, FX tracing, `torch.compile` and `torch.export`, which must see the computation itself.
 * `fuse()`: a plain `nn.Conv2d` holding the effective weight, for `timm.utils.reparameterize_model`.
+
+While the cache is active, constant scalars that multiply a conv's input (an NF activation gain gamma, beta) can
+be *deferred* into the cached weight: the producer skips its multiply and the conv's cached weight carries
+`input_scale`. Producer and conv decide with the same predicate, `cache_active`, so both switch together; this
+assumes the whole model is in one mode (`model.eval()`), as timm's tooling leaves it.
 """
 from typing import List, Optional
 
@@ -16,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED']
+__all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED', 'cache_active']
 
 # Global switch, for benchmarks that measure the uncached cost (`train/benchmark.py --compare NAME@nocache`).
 CACHE_ENABLED = True
@@ -36,6 +41,17 @@ def plain_conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.
     return fused
 
 
+@torch.jit.unused
+def cache_active(training: bool) -> bool:
+    """True when cached weights (and deferred input scales) are in use: eval mode, autograd off, no tracing.
+
+    Takes the module's `training` flag rather than the module so that TorchScript can compile the (unused) call.
+    """
+    if not CACHE_ENABLED or training or torch.is_grad_enabled():
+        return False
+    return not (torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling())
+
+
 class EffectiveWeightConv(nn.Conv2d):
     """Base for convs that apply `effective_weight()` instead of `weight`; subclasses define that function."""
 
@@ -46,18 +62,16 @@ class EffectiveWeightConv(nn.Conv2d):
         # Plain Python attributes: never in the state dict, never moved by `.to()` (the key notices a move).
         self._cached_weight: Optional[torch.Tensor] = None
         self._cache_key: List[int] = []
+        # Scalar the producer of this conv's input skips while the cache is active (see the module docstring).
+        self.input_scale = 1.0
 
     @torch.jit.unused
     def _can_cache(self) -> bool:
-        if not CACHE_ENABLED or self.training or torch.is_grad_enabled():
-            return False
-        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
-            return False
-        return True
+        return cache_active(self.training)
 
     @torch.jit.unused
     def _key(self) -> List[int]:
-        key: List[int] = [int(torch.is_inference_mode_enabled())]
+        key: List[int] = [int(torch.is_inference_mode_enabled()), hash(self.input_scale)]
         for p in self.parameters(recurse=False):
             key += [id(p), p._version, p.data_ptr()]
         for b in self.buffers(recurse=False):
@@ -69,7 +83,8 @@ class EffectiveWeightConv(nn.Conv2d):
         """The effective weight, recomputed only when a parameter or buffer changed since the last call."""
         key = self._key()
         if self._cached_weight is None or key != self._cache_key:
-            self._cached_weight = self.effective_weight()
+            weight = self.effective_weight()
+            self._cached_weight = weight * self.input_scale if self.input_scale != 1.0 else weight
             self._cache_key = key
         return self._cached_weight
 

@@ -26,7 +26,7 @@ from timm_nf.layers.normprop import NORMPROP_VERSIONS
 
 __all__ = [
     'ResNetCfg', 'ResidualNet', 'create_residual_net', 'cifar_depths', 'CLASSIC_ACTS', 'NF_ACTS',
-    'convert_timm_nfnet_state_dict',
+    'convert_timm_nfnet_state_dict', 'with_pretrained_tags',
 ]
 
 CLASSIC_ACTS = ('relu', 'crelu')  # Shang et al.'s activation schemes
@@ -451,3 +451,24 @@ def cifar_pretrained_cfg(**kwargs: Any) -> Dict[str, Any]:
         'num_classes': 10, 'input_size': (3, 32, 32), 'pool_size': (8, 8), 'crop_pct': 1.0,
         'mean': CIFAR10_MEAN, 'std': CIFAR10_STD, **kwargs,
     })
+
+
+def with_pretrained_tags(cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """A family's pretrained cfgs plus a `<model>.<tag>` cfg for every published weight of its models.
+
+    The published weights are listed as data in `timm_nf.pretrained.PUBLISHED`; each tag cfg is the model's own cfg
+    with the entry's Hub id, classes and preprocessing on top.
+    """
+    from timm_nf.pretrained import PUBLISHED  # imported here: timm_nf.pretrained reads this module's constants
+
+    out = dict(cfgs)
+    for entry in PUBLISHED:
+        if entry.model not in cfgs:
+            continue  # another family's model
+        if '.' in entry.model or not entry.tag:
+            raise ValueError(f'published weights {entry!r} need a model name without tag and a tag')
+        cfg = {**cfgs[entry.model], **entry.pretrained_cfg()}
+        if tuple(cfg['input_size']) != tuple(cfgs[entry.model].get('input_size', ())):
+            cfg['pool_size'] = None  # the architecture's pool size is for its default input size
+        out[entry.name] = cfg
+    return out

@@ -12,7 +12,9 @@ from typing import Any, Dict, Tuple
 
 from timm.models import generate_default_cfgs, register_model
 
-from ._residual_net import NF_PAPER, ResidualNet, ResNetCfg, create_residual_net, imagenet_pretrained_cfg
+from ._residual_net import (
+    NF_PAPER, ResidualNet, ResNetCfg, create_residual_net, imagenet_pretrained_cfg, with_pretrained_tags,
+)
 from .nf_resnet import to_timm_form
 
 __all__ = ['nf_regnet_cfg', 'NF_REGNET_LAYOUTS']
@@ -53,9 +55,9 @@ def _cfg(size: str) -> Dict[str, Any]:
         interpolation='bicubic', **NF_PAPER)
 
 
-default_cfgs = generate_default_cfgs({
+default_cfgs = generate_default_cfgs(with_pretrained_tags({
     f'nf_regnet_{size}_{act}': _cfg(size) for size in NF_REGNET_LAYOUTS for act in ('relu', 'crelu')
-})
+}))
 
 
 @register_model

@@ -16,7 +16,7 @@ from timm.models import generate_default_cfgs, register_model
 
 from ._residual_net import (
     NF_PAPER, ResidualNet, ResNetCfg, cifar_pretrained_cfg, cifar_resnet_cfg, create_residual_net,
-    imagenet_pretrained_cfg, imagenet_resnet_cfg,
+    imagenet_pretrained_cfg, imagenet_resnet_cfg, with_pretrained_tags,
 )
 
 __all__ = ['nf_resnet_cfg', 'to_timm_form']
@@ -50,11 +50,11 @@ def _nf_cifar_cfg(**kwargs: Any) -> Dict[str, Any]:
     return cifar_pretrained_cfg(**NF_PAPER, **kwargs)
 
 
-default_cfgs = generate_default_cfgs({
+default_cfgs = generate_default_cfgs(with_pretrained_tags({
     **{f'nf_resnet{d}': _nf_imagenet_cfg() for d in (18, 34, 152, 200)},
     **{f'nf_resnet{d}': _nf_cifar_cfg() for d in (20, 32, 44, 56, 110)},
     **{f'nf_resnet{d}_crelu': _nf_cifar_cfg() for d in (56, 110)},
-})
+}))
 
 
 @register_model

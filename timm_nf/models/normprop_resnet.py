@@ -15,7 +15,7 @@ from timm.models import generate_default_cfgs, register_model
 
 from ._residual_net import (
     ResidualNet, cifar_pretrained_cfg, cifar_resnet_cfg, create_residual_net, imagenet_pretrained_cfg,
-    imagenet_resnet_cfg,
+    imagenet_resnet_cfg, with_pretrained_tags,
 )
 
 __all__ = ['ROWS']
@@ -39,11 +39,11 @@ def _create(
     return create_residual_net(variant, pretrained, cfg, **{**ROWS[row], **kwargs})
 
 
-default_cfgs = generate_default_cfgs({
+default_cfgs = generate_default_cfgs(with_pretrained_tags({
     **{f'normprop_resnet{d}': imagenet_pretrained_cfg() for d in (18, 34, 50, 101)},
     **{f'normprop_resnet{d}': cifar_pretrained_cfg() for d in (20, 32, 44, 56, 110)},
     **{f'normprop_resnet{d}{row}': cifar_pretrained_cfg() for d in (56, 110) for row in ROWS if row},
-})
+}))
 
 
 @register_model

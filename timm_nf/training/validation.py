@@ -181,6 +181,9 @@ def validate_one(args, model_name: str, checkpoint_path: str) -> Dict[str, Any]:
         model_args=dict(num_classes=num_classes, **model_kwargs),
         checkpoint=checkpoint_path or '',
         checkpoint_sha256=file_sha256(checkpoint_path) if checkpoint_path else '',
+        # Which weights were measured: hub/publish.py picks the better of model / EMA weights by this field.
+        use_ema=bool(args.use_ema and checkpoint is not None
+                     and any(isinstance(checkpoint.get(k), dict) for k in ('state_dict_ema', 'model_ema'))),
         dataset=args.dataset or 'folder',
         split=args.split,
         num_images=len(dataset),

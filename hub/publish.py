@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Publish a trained checkpoint as a Hugging Face Hub repo timm loads (`hf-hub:OWNER/REPO` or a pretrained tag).
+
+Writes DIR with `model.safetensors`, `config.json` (timm's Hub format), `README.md` (the model card, metrics from
+--results) and `train_hparams.yaml`; with --push uploads DIR as one commit (token from HF_TOKEN or `hf auth login`).
+
+Examples:
+    # an hf-hub: repo (any model, keyword variants included: config.json carries model_args)
+    python hub/publish.py --checkpoint output/run/model_best.pth.tar --model crelu_resnet20 \
+        --repo-id me/crelu_resnet20_relu.digits --results results.json --out out/hub --push
+    # a pretrained tag of a registered name (timm.create_model('crelu_resnet20.digits', pretrained=True))
+    python hub/publish.py --checkpoint output/run/model_best.pth.tar --model crelu_resnet20 --tag digits \
+        --results hub/results/crelu_resnet20.digits.json --out hub/published/crelu_resnet20.digits --verify
+    # retry a failed upload of DIR
+    python hub/publish.py --out hub/published/crelu_resnet20.digits --repo-id timm-nf/crelu_resnet20.digits --push
+"""
+import argparse
+import logging
+import os
+import sys
+
+try:
+    import timm_nf  # registers the timm-nf models with timm
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import timm_nf  # noqa: F401
+
+from timm_nf.hub import PublishError, prepare_publication, push_folder, verify_round_trip, write_publication
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Publish trained weights to the Hugging Face Hub (timm format)')
+    parser.add_argument('--checkpoint', default='', metavar='PATH',
+                        help='training checkpoint (.pth.tar), state_dict (.pth) or .safetensors; leave out with '
+                             '--push to upload an existing DIR again')
+    parser.add_argument('--model', default='', metavar='NAME', help='registered architecture (NAME.TAG = --tag TAG)')
+    parser.add_argument('--tag', default='', help='publish as the pretrained tag NAME.TAG (registered names only)')
+    parser.add_argument('--repo-id', default=None, metavar='OWNER/REPO',
+                        help='Hub repo (default with --tag: timm-nf/NAME.TAG)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='folder to write the repo content to')
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument('--ema', dest='use_ema', action='store_const', const=True, default=None,
+                     help='publish the EMA weights')
+    ema.add_argument('--no-ema', dest='use_ema', action='store_const', const=False,
+                     help='publish the model weights (default: the better validated set)')
+    parser.add_argument('--results', default=None, metavar='FILE',
+                        help='results file of train/validate.py for this checkpoint (JSON or CSV)')
+    parser.add_argument('--hparams', default=None, metavar='FILE',
+                        help="the run's args.yaml (default: args.yaml next to the checkpoint)")
+    parser.add_argument('--push', action='store_true', help='upload DIR to the Hub as one commit')
+    parser.add_argument('--private', action='store_true', help='create the Hub repo private')
+    parser.add_argument('--revision', default='', help='Hub branch to commit to (default: main)')
+    parser.add_argument('--verify', action='store_true',
+                        help='load DIR back offline (Hub cache layout, HF_HUB_OFFLINE=1) and compare with the '
+                             'checkpoint')
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    args = build_parser().parse_args(argv)
+    try:
+        repo_id = args.repo_id
+        if args.checkpoint:
+            if not args.model:
+                raise PublishError('--model NAME is required with --checkpoint')
+            pub = prepare_publication(
+                args.checkpoint, args.model, repo_id=repo_id, tag=args.tag, use_ema=args.use_ema,
+                results=args.results, hparams=args.hparams, revision=args.revision)
+            names = write_publication(pub, args.out)
+            repo_id = pub.repo_id
+            print(f'wrote {args.out}: {", ".join(names)} ({"EMA" if pub.use_ema else "model"} weights)')
+            if args.verify:
+                tag_name = f'{pub.model_name}.{pub.tag}' if pub.registry_entry is not None else ''
+                report = verify_round_trip(args.out, pub.repo_id, args.checkpoint, tag_name, pub.use_ema)
+                if not report['ok']:
+                    raise PublishError(f'offline round trip of {args.out} does not reproduce the checkpoint: {report}')
+                print(f"round trip ok: {', '.join(k for k in report if k != 'ok')} load the checkpoint's weights "
+                      f'and outputs exactly (HF_HUB_OFFLINE=1)')
+        elif not args.push:
+            raise PublishError('--checkpoint PATH is required (or --push alone, to upload an existing --out DIR)')
+        if args.push:
+            if not repo_id:
+                raise PublishError('--repo-id OWNER/REPO is required to upload an existing DIR')
+            url = push_folder(args.out, repo_id, private=args.private, revision=args.revision)
+            print(f'uploaded {args.out} to {repo_id}: {url}')
+    except PublishError as e:
+        print(f'error: {e}', file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,416 @@
+"""hub/publish.py end to end: real checkpoints (trained here for a few steps), real safetensors, the real Hugging
+Face Hub cache layout, and timm loading offline in subprocesses (huggingface_hub reads HF_HUB_OFFLINE and its
+cache paths once, at import). Upload failures are real: offline mode and a closed port on loopback."""
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import safetensors
+import safetensors.torch
+import torch
+import yaml
+from huggingface_hub import ModelCard
+
+import timm
+from timm_nf.hub import architecture_differences, install_in_hf_cache
+from timm_nf.pretrained import PUBLISHED, REPO_ROOT, find_published
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / 'train' / 'train.py'
+VALIDATE = REPO / 'train' / 'validate.py'
+PUBLISH = REPO / 'hub' / 'publish.py'
+TAG_REPO = 'timm-nf/crelu_resnet20.digits'
+TINY = ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b', '32', '--train-num-samples', '96',
+        '--val-num-samples', '32', '--img-size', '32', '--crop-pct', '1.0', '--warmup-epochs', '0', '--lr', '0.05',
+        '--hflip', '0', '--workers', '0', '--device', 'cpu', '--seed', '0']
+
+
+def _env(**extra: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = '1'
+    env.pop('HF_TOKEN', None)
+    env.update(extra)
+    return env
+
+
+def run(args: List[str], cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def publish(args: List[str], capsys) -> subprocess.CompletedProcess:
+    """hub/publish.py's main() in this process (bad-input checks need no fresh interpreter)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_hub_publish_script', PUBLISH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handlers = list(logging.getLogger().handlers)
+    try:
+        rc = module.main(args)
+    finally:
+        for handler in logging.getLogger().handlers[:]:
+            if handler not in handlers:
+                logging.getLogger().removeHandler(handler)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> str:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+    return errors[0]
+
+
+def snapshot(folder: Path) -> Dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _train_and_validate(root: Path, extra_train: List[str], extra_val: List[str]) -> Dict[str, Path]:
+    proc = run([str(TRAIN), *TINY, *extra_train, '--output', str(root), '--experiment', 'run'], cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = root / 'run' / 'last.pth.tar'
+    results = root / 'results.json'
+    proc = run([str(VALIDATE), '--checkpoint', str(ckpt), '--dataset', 'digits', '--num-samples', '64', '--workers',
+                '0', '--device', 'cpu', '--results-file', str(results), '--results-format', 'json', *extra_val],
+               cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(checkpoint=ckpt, results=results, args=root / 'run' / 'args.yaml')
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory) -> Dict[str, Path]:
+    """crelu_resnet20 with its defaults, trained for 3 steps on digits and validated."""
+    return _train_and_validate(tmp_path_factory.mktemp('tiny'), [], [])
+
+
+@pytest.fixture(scope='module')
+def variant_run(tmp_path_factory) -> Dict[str, Path]:
+    """A keyword variant (act_layer=relu) with EMA weights, validated with them."""
+    return _train_and_validate(tmp_path_factory.mktemp('variant'),
+                               ['--model-kwargs', 'act_layer=relu', '--model-ema'], ['--use-ema'])
+
+
+@pytest.fixture(scope='module')
+def tag_folder(tiny_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp('pub') / 'crelu_resnet20.digits'
+    proc = run([str(PUBLISH), '--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag',
+                'digits', '--results', str(tiny_run['results']), '--out', str(out)], cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _ckpt_state(path: Path, key: str = 'state_dict') -> Dict[str, torch.Tensor]:
+    return torch.load(path, map_location='cpu', weights_only=True)[key]
+
+
+# What timm loads offline, saved by a fresh interpreter for the parent to compare.
+LOAD_SCRIPT = r'''
+import sys, torch, timm, timm_nf, safetensors.torch
+out, names = sys.argv[1], sys.argv[2:]
+x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+tensors = {'input': x}
+for i, name in enumerate(names):
+    model = timm.create_model(name, pretrained=True).eval()
+    with torch.no_grad():
+        tensors[f'{i}/output'] = model(x)
+    for k, v in model.state_dict().items():
+        tensors[f'{i}/sd/{k}'] = v
+    print(name, type(model).__name__, getattr(model, 'cfg', None).act_layer, model.num_classes)
+safetensors.torch.save_file(tensors, out)
+'''
+
+
+def load_offline(cache: Path, names: List[str], tmp_path: Path) -> Dict[str, torch.Tensor]:
+    out = tmp_path / 'loaded.safetensors'
+    proc = run(['-c', LOAD_SCRIPT, str(out), *names], cwd=tmp_path, HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(cache),
+               HF_HOME=str(cache))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return safetensors.torch.load_file(out)
+
+
+def reference_outputs(model_name: str, model_kwargs: dict, state: Dict[str, torch.Tensor], x: torch.Tensor):
+    model = timm.create_model(model_name, **model_kwargs).eval()
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        return model(x)
+
+
+# Publishing ---------------------------------------------------------------------------------------------------
+
+def test_tag_folder_holds_weights_config_card_hparams(tag_folder: Path, tiny_run):
+    assert sorted(os.listdir(tag_folder)) == ['README.md', 'config.json', 'model.safetensors', 'train_hparams.yaml']
+    assert not [p for p in tag_folder.parent.iterdir() if p.name.startswith('.publish-')]  # no staging left
+    ref = _ckpt_state(tiny_run['checkpoint'])
+    with safetensors.safe_open(str(tag_folder / 'model.safetensors'), 'pt') as f:
+        meta = f.metadata()
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    assert meta['format'] == 'pt' and meta['architecture'] == 'crelu_resnet20' and meta['weights'] == 'model'
+    assert meta['pretrained_tag'] == 'digits' and json.loads(meta['model_args']) == {'num_classes': 10}
+    assert meta['checkpoint_sha256'] == hashlib.sha256(tiny_run['checkpoint'].read_bytes()).hexdigest()
+    assert set(weights) == set(ref)  # weights only: no optimizer state, no EMA
+    assert all(torch.equal(weights[k], ref[k]) and weights[k].is_contiguous() for k in ref)
+
+    config = json.loads((tag_folder / 'config.json').read_text())
+    assert config['architecture'] == 'crelu_resnet20' and config['num_classes'] == 10
+    assert config['num_features'] == 64 and config['global_pool'] == 'avg'
+    assert config['label_names'] == [str(i) for i in range(10)]
+    assert config['model_args'] == {'num_classes': 10, 'in_chans': 3, 'global_pool': 'avg'}
+    pcfg = config['pretrained_cfg']
+    entry = find_published('crelu_resnet20', 'digits')
+    assert pcfg['input_size'] == list(entry.input_size) and pcfg['crop_pct'] == entry.crop_pct
+    assert pcfg['interpolation'] == entry.interpolation
+    assert pcfg['mean'] == list(entry.mean) and pcfg['std'] == list(entry.std)
+    assert 'hf_hub_id' not in pcfg and 'file' not in pcfg
+    assert (tag_folder / 'train_hparams.yaml').read_bytes() == tiny_run['args'].read_bytes()
+
+
+def test_card_parses_and_its_metrics_are_the_results_file(tag_folder: Path, tiny_run):
+    card = ModelCard.load(tag_folder / 'README.md')
+    data = card.data
+    assert data.library_name == 'timm' and data.pipeline_tag == 'image-classification'
+    assert data.license == 'apache-2.0' and data.datasets == ['digits'] and 'timm' in data.tags
+    results = json.loads(tiny_run['results'].read_text())
+    metrics = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert metrics == {'accuracy': results['top1'], 'top_5_accuracy': results['top5']}
+    assert {r.dataset_split for r in data.eval_results} == {'validation'}
+    for section in ('## Model Details', 'Params (M): 0.415', 'GMACs: 0.062', 'Activations (M)', 'Image size: 32 x 32',
+                    '### Image Classification', '### Feature Map Extraction', '### Image Embeddings',
+                    '## Model Comparison', '## Citation', 'hf download timm-nf/crelu_resnet20.digits',
+                    'timm.create_model("crelu_resnet20.digits", pretrained=True)', f"| {results['top1']:.2f} |"):
+        assert section in card.text, section
+
+
+def test_offline_round_trip_through_the_hub_cache(tag_folder: Path, tiny_run, tmp_path: Path):
+    cache = tmp_path / 'hf-cache'
+    snap = install_in_hf_cache(str(tag_folder), TAG_REPO, str(cache))
+    repo_dir = cache / 'models--timm-nf--crelu_resnet20.digits'
+    ref_main = (repo_dir / 'refs' / 'main').read_text()
+    assert ref_main == snap.name and len(ref_main) == 40 and not ref_main.endswith('\n')
+    assert sorted(os.listdir(snap)) == sorted(os.listdir(tag_folder))
+
+    names = [f'hf-hub:{TAG_REPO}', 'crelu_resnet20.digits', f'local-dir:{tag_folder}']
+    loaded = load_offline(cache, names, tmp_path)
+    ref = _ckpt_state(tiny_run['checkpoint'])
+    expected = reference_outputs('crelu_resnet20', {'num_classes': 10}, ref, loaded['input'])
+    for i in range(len(names)):
+        state = {k[len(f'{i}/sd/'):]: v for k, v in loaded.items() if k.startswith(f'{i}/sd/')}
+        assert set(state) == set(ref), names[i]
+        assert all(torch.equal(state[k], ref[k]) for k in ref), names[i]
+        assert torch.equal(loaded[f'{i}/output'], expected), names[i]
+
+
+def test_keyword_variant_is_an_hf_hub_repo_with_ema_weights(variant_run, tmp_path: Path, capsys):
+    out = tmp_path / 'variant'
+    proc = publish(['--checkpoint', str(variant_run['checkpoint']), '--model', 'crelu_resnet20', '--repo-id',
+                    'someone/crelu_resnet20_relu.digits', '--results', str(variant_run['results']), '--ema',
+                    '--out', str(out)], capsys)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / 'config.json').read_text())
+    assert config['model_args']['act_layer'] == 'relu'
+    with safetensors.safe_open(str(out / 'model.safetensors'), 'pt') as f:
+        assert f.metadata()['weights'] == 'ema'
+    card = ModelCard.load(out / 'README.md')
+    assert card.data.eval_results[0].metric_value == json.loads(variant_run['results'].read_text())['top1']
+    assert "`act_layer='relu'`" in card.text and 'hf-hub:someone/crelu_resnet20_relu.digits' in card.text
+
+    cache = tmp_path / 'hf-cache'
+    install_in_hf_cache(str(out), 'someone/crelu_resnet20_relu.digits', str(cache))
+    loaded = load_offline(cache, ['hf-hub:someone/crelu_resnet20_relu.digits'], tmp_path)
+    ema = _ckpt_state(variant_run['checkpoint'], 'state_dict_ema')
+    model_weights = _ckpt_state(variant_run['checkpoint'])
+    state = {k[len('0/sd/'):]: v for k, v in loaded.items() if k.startswith('0/sd/')}
+    assert all(torch.equal(state[k], ema[k]) for k in ema)
+    assert not all(torch.equal(state[k], model_weights[k]) for k in ema)  # the EMA, not the model weights
+    expected = reference_outputs('crelu_resnet20', {'num_classes': 10, 'act_layer': 'relu'}, ema, loaded['input'])
+    assert torch.equal(loaded['0/output'], expected)
+
+
+def test_keyword_variant_is_refused_as_a_tag(variant_run, tmp_path: Path, capsys):
+    out = tmp_path / 'refused'
+    proc = publish(['--checkpoint', str(variant_run['checkpoint']), '--model', 'crelu_resnet20.digits', '--results',
+                    str(variant_run['results']), '--ema', '--out', str(out)], capsys)
+    assert_one_line_error(proc, 'keyword variant', "act_layer: 'crelu' -> 'relu'", 'hf-hub:')
+    assert not out.exists()
+
+
+def test_ema_choice_must_be_explicit_when_results_do_not_say(variant_run, tmp_path: Path, capsys):
+    # A results row that does not record which weights it measured (older files, timm's validate.py): with both
+    # sets in the checkpoint, ask.
+    row = json.loads(variant_run['results'].read_text())
+    assert row['use_ema'] is True  # train/validate.py records which weights it measured (--use-ema here)
+    unlabelled = tmp_path / 'unlabelled.json'
+    unlabelled.write_text(json.dumps({k: v for k, v in row.items() if k != 'use_ema'}))
+    proc = publish(['--checkpoint', str(variant_run['checkpoint']), '--model', 'crelu_resnet20', '--repo-id',
+                    'someone/x', '--results', str(unlabelled), '--out', str(tmp_path / 'o')], capsys)
+    assert_one_line_error(proc, 'pass --ema or --no-ema')
+    # rows that say so: the better validated set is chosen.
+    rows = [dict(row, use_ema=True, top1=10.0), dict(row, use_ema=False, top1=20.0)]
+    results = tmp_path / 'both.json'
+    results.write_text(json.dumps(rows))
+    proc = publish(['--checkpoint', str(variant_run['checkpoint']), '--model', 'crelu_resnet20', '--repo-id',
+                    'someone/x', '--results', str(results), '--out', str(tmp_path / 'o')], capsys)
+    assert proc.returncode == 0, proc.stderr
+    with safetensors.safe_open(str(tmp_path / 'o' / 'model.safetensors'), 'pt') as f:
+        assert f.metadata()['weights'] == 'model'
+    assert ModelCard.load(tmp_path / 'o' / 'README.md').data.eval_results[0].metric_value == 20.0
+
+
+def test_republishing_gives_identical_files(tag_folder: Path, tiny_run, tmp_path: Path, capsys):
+    out = tmp_path / 'again'
+    proc = publish(['--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag', 'digits',
+                    '--results', str(tiny_run['results']), '--out', str(out)], capsys)
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(out) == snapshot(tag_folder)
+    # publishing over an existing publication replaces it whole
+    proc = publish(['--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag', 'digits',
+                    '--results', str(tiny_run['results']), '--out', str(out)], capsys)
+    assert proc.returncode == 0 and snapshot(out) == snapshot(tag_folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['again']
+
+
+# Bad input ----------------------------------------------------------------------------------------------------
+
+def _bad_inputs(tiny_run, tmp: Path) -> Dict[str, tuple]:
+    ckpt, results = tiny_run['checkpoint'], tiny_run['results']
+    truncated = tmp / 'truncated.pth.tar'
+    truncated.write_bytes(ckpt.read_bytes()[:5000])
+    foreign = tmp / 'resnet18.pth'
+    torch.save(timm.create_model('resnet18', num_classes=10).state_dict(), foreign)
+    row = json.loads(results.read_text())
+    other_model = tmp / 'other_model.json'
+    other_model.write_text(json.dumps(dict(row, model='crelu_resnet32')))
+    other_ckpt = tmp / 'other_ckpt.json'
+    other_ckpt.write_text(json.dumps(dict(row, checkpoint_sha256='0' * 64)))
+    base = ['--model', 'crelu_resnet20', '--repo-id', 'someone/x']
+    return {
+        'missing': ([*base, '--checkpoint', str(tmp / 'nope.pth.tar')], ('does not exist',)),
+        'truncated': ([*base, '--checkpoint', str(truncated)], ('truncated',)),
+        'foreign': ([*base, '--checkpoint', str(foreign)], ('does not fit model', 'missing keys')),
+        'arch_mismatch': (['--model', 'crelu_resnet32', '--repo-id', 'someone/x', '--checkpoint', str(ckpt)],
+                          ("trained as 'crelu_resnet20'", '--model crelu_resnet20')),
+        'unknown_model': (['--model', 'crelu_resnet21', '--repo-id', 'someone/x', '--checkpoint', str(ckpt)],
+                          ("unknown model 'crelu_resnet21'",)),
+        'results_other_model': ([*base, '--checkpoint', str(ckpt), '--results', str(other_model)],
+                                ('crelu_resnet32', "not 'crelu_resnet20'")),
+        'results_other_checkpoint': ([*base, '--checkpoint', str(ckpt), '--results', str(other_ckpt)],
+                                     ('not this one',)),
+        'timm_arch_as_tag': (['--model', 'resnet18.digits', '--checkpoint', str(foreign), '--results',
+                              str(results)], ('architecture timm owns', 'hf-hub:')),
+        'bad_repo_id': (['--model', 'crelu_resnet20', '--repo-id', 'no-owner', '--checkpoint', str(ckpt)],
+                        ('not a Hub repo id',)),
+    }
+
+
+@pytest.mark.parametrize('case', ['missing', 'truncated', 'foreign', 'arch_mismatch', 'unknown_model',
+                                  'results_other_model', 'results_other_checkpoint', 'timm_arch_as_tag',
+                                  'bad_repo_id'])
+def test_bad_input_is_one_line_and_writes_nothing(case: str, tiny_run, tag_folder: Path, tmp_path: Path, capsys):
+    args, phrases = _bad_inputs(tiny_run, tmp_path)[case]
+    fresh = tmp_path / 'fresh' / 'out'
+    assert_one_line_error(publish([*args, '--out', str(fresh)], capsys), *phrases)
+    assert not fresh.parent.exists()
+    # an existing publication is left as it was
+    existing = tmp_path / 'existing'
+    shutil.copytree(tag_folder, existing)
+    before = snapshot(existing)
+    assert_one_line_error(publish([*args, '--out', str(existing)], capsys), *phrases)
+    assert snapshot(existing) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.publish-')]
+
+
+def test_out_dir_with_other_files_is_refused(tiny_run, tmp_path: Path, capsys):
+    out = tmp_path / 'repo'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    proc = publish(['--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--repo-id',
+                    'someone/x', '--out', str(out)], capsys)
+    assert_one_line_error(proc, 'notes.txt', 'new or empty directory')
+    assert os.listdir(out) == ['notes.txt']
+
+
+# Upload -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'),
+                                 dict(HF_ENDPOINT='http://127.0.0.1:9', HF_TOKEN='hf_notARealTokenButSecret123')],
+                         ids=['offline', 'unreachable'])
+def test_failed_upload_is_one_line_keeps_dir_and_can_be_retried(env, tag_folder: Path, tiny_run, tmp_path: Path):
+    out = tmp_path / 'up'
+    proc = run([str(PUBLISH), '--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag',
+                'digits', '--results', str(tiny_run['results']), '--out', str(out), '--push'], cwd=tmp_path,
+               HF_HOME=str(tmp_path / 'hf-home'), **env)
+    line = assert_one_line_error(proc, f'upload to {TAG_REPO} failed', 'is intact', '--push')
+    assert 'hf_notARealTokenButSecret123' not in proc.stdout + proc.stderr
+    assert snapshot(out) == snapshot(tag_folder)  # the folder is complete and unchanged
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.publish-')]
+    # the retry the message names: upload the folder alone
+    retry = line.split('retry with `')[1].rstrip('`')
+    assert retry.startswith('python hub/publish.py --out ')
+    proc = run([str(PUBLISH), *retry.split()[2:]], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'), **env)
+    assert_one_line_error(proc, f'upload to {TAG_REPO} failed')
+    assert 'hf_notARealTokenButSecret123' not in proc.stdout + proc.stderr
+    assert snapshot(out) == snapshot(tag_folder)
+
+
+def test_push_of_an_incomplete_folder_is_refused(tmp_path: Path, capsys):
+    (tmp_path / 'half').mkdir()
+    (tmp_path / 'half' / 'config.json').write_text('{}')
+    proc = publish(['--out', str(tmp_path / 'half'), '--repo-id', 'someone/x', '--push'], capsys)
+    assert_one_line_error(proc, 'not a complete publication', 'model.safetensors')
+
+
+# The registry and the committed publication ------------------------------------------------------------------
+
+def test_registry_entries_are_registered_tags_of_names_that_fix_the_architecture():
+    assert PUBLISHED
+    for entry in PUBLISHED:
+        assert entry.name in timm.list_pretrained(f'{entry.model}*')
+        cfg = timm.models.get_pretrained_cfg(entry.name)
+        assert cfg.hf_hub_id == entry.hub_id == f'timm-nf/{entry.name}'
+        row = entry.load_results()  # metrics come from the committed results file, which matches the entry
+        assert architecture_differences(entry.model, row['model_args']) == []
+        assert (REPO_ROOT / entry.recipe).is_file()
+
+
+@pytest.mark.parametrize('entry', PUBLISHED, ids=[e.name for e in PUBLISHED])
+def test_committed_publication_matches_registry_and_results(entry):
+    folder = REPO / entry.published
+    row = entry.load_results()
+    config = json.loads((folder / 'config.json').read_text())
+    pcfg = config['pretrained_cfg']
+    assert config['architecture'] == entry.model and config['num_classes'] == entry.num_classes
+    assert (pcfg['input_size'], pcfg['crop_pct'], pcfg['interpolation'], pcfg['mean'], pcfg['std']) == (
+        list(entry.input_size), entry.crop_pct, entry.interpolation, list(entry.mean), list(entry.std))
+    with safetensors.safe_open(str(folder / 'model.safetensors'), 'pt') as f:
+        assert f.metadata()['checkpoint_sha256'] == row['checkpoint_sha256']
+    card = ModelCard.load(folder / 'README.md')
+    metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert metrics == {'accuracy': row['top1'], 'top_5_accuracy': row['top5']}
+    hparams = yaml.safe_load((folder / 'train_hparams.yaml').read_text())
+    assert hparams['model'] == entry.model and hparams['dataset'] == entry.dataset
+
+
+@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits'], ids=lambda e: e.name)
+def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path):
+    """The tag, loaded offline from a Hub cache of the committed folder, validates to the committed top-1."""
+    cache = tmp_path / 'hf-cache'
+    install_in_hf_cache(str(REPO / entry.published), entry.hub_id, str(cache))
+    out = tmp_path / 'r.json'
+    proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0',
+                '--device', 'cpu', '--results-file', str(out), '--results-format', 'json'], cwd=tmp_path,
+               HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(cache), HF_HOME=str(cache))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    measured, committed = json.loads(out.read_text()), entry.load_results()
+    assert (measured['top1'], measured['top5'], measured['num_images']) == (
+        committed['top1'], committed['top5'], committed['num_images'])

@@ -1,0 +1,19 @@
+"""Publishing trained weights to the Hugging Face Hub in the form timm loads (safetensors, config.json, card).
+
+`hub/publish.py` is the command line over this package: `prepare_publication` checks every input and builds the
+publication in memory, `write_publication` writes the repo folder in one step, `push_folder` uploads it as one
+commit, and `verify_round_trip` loads it back offline through the Hub cache layout.
+"""
+from .cache import install_in_hf_cache, verify_round_trip
+from .card import paper_rows, render_card
+from .publish import (
+    CARD_FILE, CONFIG_FILE, HPARAMS_FILE, HUB_FILES, WEIGHTS_FILE, Publication, PublishError,
+    architecture_differences, prepare_publication, write_publication,
+)
+from .upload import UploadError, check_publication_folder, push_folder
+
+__all__ = [
+    'Publication', 'PublishError', 'UploadError', 'prepare_publication', 'write_publication', 'push_folder',
+    'check_publication_folder', 'install_in_hf_cache', 'verify_round_trip', 'render_card', 'paper_rows',
+    'architecture_differences', 'HUB_FILES', 'WEIGHTS_FILE', 'CONFIG_FILE', 'CARD_FILE', 'HPARAMS_FILE',
+]

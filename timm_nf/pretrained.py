@@ -1,0 +1,152 @@
+"""Published weights of timm-nf models, as data: one entry per pretrained tag.
+
+Each entry names a registered architecture and a tag; the family modules turn every entry into a pretrained cfg
+`<model>.<tag>` with `hf_hub_id='timm-nf/<model>.<tag>'`, so that
+
+    timm.create_model('crelu_resnet20.digits', pretrained=True)
+
+fetches the Hub repo `hub/publish.py` wrote. A tag cannot carry keyword arguments: an entry is only valid on a
+name whose defaults rebuild exactly the trained architecture (checked when publishing and by the tests).
+Keyword variants, and weights of architectures timm owns, are published as `hf-hub:` repos instead, whose
+`config.json` carries the `model_args`.
+
+An entry holds the preprocessing of its pretrained cfg (the same values `config.json` of its repo holds, which
+the tests check) and points to the validation results file its metrics come from; metrics are never typed in.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
+
+__all__ = ['PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'find_published', 'load_results_row']
+
+HUB_NAMESPACE = 'timm-nf'
+HUB_URL = 'https://huggingface.co'
+# Paths of entries (`recipe`, `results`, `published`) are relative to the repository root.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One pretrained tag of a timm-nf model.
+
+    Args:
+        model: Registered architecture name; its defaults must rebuild the trained model exactly.
+        tag: Pretrained tag (`timm.create_model(f'{model}.{tag}', pretrained=True)`).
+        dataset: Dataset name as `train/validate.py` records it (`digits`, `imagenet`, ...).
+        dataset_name: Human-readable dataset description for cards.
+        recipe: Training recipe (YAML of `train/train.py`).
+        results: Validation results file (JSON of `train/validate.py`) the metrics come from.
+        published: Folder `hub/publish.py` wrote for the Hub repo (committed when the weights are small).
+        num_classes: Classifier outputs.
+        input_size: (C, H, W) the weights were trained and validated at.
+        crop_pct: Center crop fraction of validation.
+        interpolation: Resize interpolation.
+        mean: Normalization mean.
+        std: Normalization std.
+        label_names: Class names by classifier index.
+        license: License of the weights.
+    """
+    model: str
+    tag: str
+    dataset: str
+    dataset_name: str
+    recipe: str
+    results: str
+    published: str
+    num_classes: int
+    input_size: Tuple[int, int, int]
+    crop_pct: float
+    interpolation: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    label_names: Optional[Tuple[str, ...]] = None
+    license: str = 'apache-2.0'
+
+    @property
+    def name(self) -> str:
+        """`<model>.<tag>`, the name `timm.create_model` takes."""
+        return f'{self.model}.{self.tag}'
+
+    @property
+    def hub_id(self) -> str:
+        """Hub repo of the weights."""
+        return f'{HUB_NAMESPACE}/{self.name}'
+
+    @property
+    def hub_url(self) -> str:
+        return f'{HUB_URL}/{self.hub_id}'
+
+    def pretrained_cfg(self) -> Dict[str, Any]:
+        """Keys this entry sets on top of the architecture's pretrained cfg."""
+        cfg = dict(
+            hf_hub_id=self.hub_id, num_classes=self.num_classes, input_size=tuple(self.input_size),
+            crop_pct=self.crop_pct, interpolation=self.interpolation, mean=tuple(self.mean), std=tuple(self.std),
+            license=self.license,
+        )
+        if self.label_names:
+            cfg['label_names'] = tuple(self.label_names)
+        return cfg
+
+    def load_results(self, root: Optional[Path] = None) -> Dict[str, Any]:
+        """The validation results row of these weights (`results` file), checked against this entry.
+
+        Raises:
+            FileNotFoundError: The results file is not there (e.g. an installed wheel without the repository).
+            ValueError: The file measured another model, model arguments or dataset.
+        """
+        path = (root or REPO_ROOT) / self.results
+        row = load_results_row(path)
+        expected_args = {'num_classes': self.num_classes}
+        problems = []
+        if row.get('model') != self.model:
+            problems.append(f"model {row.get('model')!r} (expected {self.model!r})")
+        if row.get('model_args') != expected_args:
+            problems.append(f"model_args {row.get('model_args')!r} (expected {expected_args!r}: a tag carries none)")
+        if row.get('dataset') != self.dataset:
+            problems.append(f"dataset {row.get('dataset')!r} (expected {self.dataset!r})")
+        if problems:
+            raise ValueError(f'{path} does not belong to {self.name}: {"; ".join(problems)}')
+        return row
+
+
+def load_results_row(path: Path) -> Dict[str, Any]:
+    """The single results row of a JSON results file of `train/validate.py`."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise ValueError(f'{path} holds {len(data)} results rows; a published tag needs exactly one')
+        data = data[0]
+    if not isinstance(data, dict):
+        raise ValueError(f'{path} is not a results file of train/validate.py')
+    return data
+
+
+PUBLISHED: Tuple[PretrainedWeights, ...] = (
+    PretrainedWeights(
+        model='crelu_resnet20',
+        tag='digits',
+        dataset='digits',
+        dataset_name="scikit-learn's 8x8 handwritten digits (UCI optdigits), upsampled to 32x32 RGB",
+        recipe='train/recipes/digits.yaml',
+        results='hub/results/crelu_resnet20.digits.json',
+        published='hub/published/crelu_resnet20.digits',
+        num_classes=10,
+        input_size=(3, 32, 32),
+        crop_pct=1.0,
+        interpolation='bilinear',
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+        label_names=tuple(str(i) for i in range(10)),
+    ),
+)
+
+
+def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:
+    """The entry of `model.tag`, or None."""
+    for entry in PUBLISHED:
+        if entry.model == model and entry.tag == tag:
+            return entry
+    return None
