@@ -200,3 +200,21 @@ def test_bad_input(digits_checkpoint: Path, folder_checkpoint: Path, truncated: 
         proc = call_validate([*args, *common], capsys)
         assert_one_line_error(proc, *phrases)
         assert not results_file.exists()  # nothing written
+
+
+def test_published_folder_revalidates_to_its_card(tmp_path):
+    """The committed Hub folder of crelu_resnet20.digits, loaded the way timm loads a local repo, gives the top-1 its
+    card and results file state (the digits validation split is fixed, the model deterministic)."""
+    import json as _json
+    from huggingface_hub import ModelCard
+    folder = REPO / 'hub' / 'published' / 'crelu_resnet20.digits'
+    results = tmp_path / 'r.json'
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'train' / 'validate.py'), '--model', f'local-dir:{folder}', '--pretrained',
+         '--dataset', 'digits', '--split', 'validation', '--workers', '0', '--results-file', str(results),
+         '--results-format', 'json'], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top1 = _json.loads(results.read_text())['top1']
+    card = ModelCard.load(folder / 'README.md')
+    card_top1 = [r.metric_value for r in card.data.eval_results if r.metric_type == 'accuracy'][0]
+    assert abs(top1 - card_top1) < 0.1

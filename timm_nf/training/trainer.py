@@ -57,6 +57,12 @@ def resolve_device(requested: Optional[str]) -> str:
     return requested
 
 
+def known_model(name: str) -> bool:
+    """A registered timm name (with or without a pretrained tag), or a Hub / local folder that timm loads itself."""
+    import timm
+    return name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')) or timm.is_model(name)
+
+
 def build_model(
         model_name: str,
         pretrained: bool = False,
@@ -66,7 +72,7 @@ def build_model(
 ) -> nn.Module:
     """`timm.create_model` with unknown names and bad keyword arguments reported as one-line `RunError`s."""
     import timm
-    if not timm.is_model(model_name):
+    if not known_model(model_name):
         import fnmatch
         close = [m for m in timm.list_models() if fnmatch.fnmatch(m, f'*{model_name.split(".")[0][:6]}*')][:5]
         hint = f" (similar: {', '.join(close)})" if close else ''

@@ -34,7 +34,7 @@ from .checkpoint import (
 )
 from .engine import evaluate
 from .errors import RunError
-from .trainer import build_model, resolve_device
+from .trainer import build_model, known_model, resolve_device
 
 __all__ = ['resolve_model_checkpoints', 'validate_one', 'write_results', 'CHECKPOINT_ARG_KEYS']
 
@@ -62,7 +62,7 @@ def resolve_model_checkpoints(model: str, checkpoint: str) -> List[Tuple[str, st
         if not files:
             raise RunError(f'--checkpoint directory {checkpoint!r} holds no *.pth.tar / *.pth / *.safetensors files')
         return [(model, c) for c in sorted(files, key=natural_key)]
-    if not model or timm.is_model(model):
+    if not model or known_model(model):
         return [(model, checkpoint)]
     if os.path.isfile(model):
         with open(model) as f:
