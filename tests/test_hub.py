@@ -3,7 +3,6 @@ Face Hub cache layout, and timm loading offline in subprocesses (huggingface_hub
 cache paths once, at import). Upload failures are real: offline mode and a closed port on loopback."""
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -21,8 +20,8 @@ from huggingface_hub import ModelCard
 import timm
 from timm_nf.hub import architecture_differences, install_in_hf_cache
 from timm_nf.pretrained import PUBLISHED, REPO_ROOT, find_published
+from script_helpers import REPO, assert_one_line_error, call_main, script_env
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
 PUBLISH = REPO / 'hub' / 'publish.py'
@@ -32,45 +31,13 @@ TINY = ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b
         '--hflip', '0', '--workers', '0', '--device', 'cpu', '--seed', '0']
 
 
-def _env(**extra: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    env.pop('HF_TOKEN', None)
-    env.update(extra)
-    return env
-
-
 def run(args: List[str], cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=_env(**env), capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=script_env(**env), capture_output=True, text=True,
                           timeout=timeout)
 
 
 def publish(args: List[str], capsys) -> subprocess.CompletedProcess:
-    """hub/publish.py's main() in this process (bad-input checks need no fresh interpreter)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_hub_publish_script', PUBLISH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handlers = list(logging.getLogger().handlers)
-    try:
-        rc = module.main(args)
-    finally:
-        for handler in logging.getLogger().handlers[:]:
-            if handler not in handlers:
-                logging.getLogger().removeHandler(handler)
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> str:
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert 'Traceback' not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
-    assert len(errors) == 1, proc.stderr
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
-    return errors[0]
+    return call_main(PUBLISH, args, capsys)
 
 
 def snapshot(folder: Path) -> Dict[str, str]:

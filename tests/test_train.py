@@ -5,9 +5,6 @@ on 2 CPU cores.
 """
 import csv
 import hashlib
-import importlib.util
-import logging
-import os
 import signal
 import subprocess
 import sys
@@ -18,8 +15,8 @@ from typing import List
 import pytest
 import torch
 import yaml
+from script_helpers import REPO, assert_one_line_error, call_main, run_script, script_env
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / 'train' / 'train.py'
 SUMMARY_COLUMNS = ['epoch', 'train_loss', 'eval_loss', 'eval_top1', 'eval_top5', 'lr']
 
@@ -31,38 +28,12 @@ FAST = [
 ]
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'  # tiny models: one thread per process is fastest and fair to parallel tests
-    return env
-
-
 def run_train(args: List[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def load_script(path: Path):
-    """Import a script of train/ as a module (its `main(argv)` is what `python script ...` runs)."""
-    spec = importlib.util.spec_from_file_location(f'_script_{path.stem}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return run_script(TRAIN, args, cwd, timeout)
 
 
 def call_train(args: List[str], capsys) -> subprocess.CompletedProcess:
-    """train.py's main() in this process: the bad-input checks need no fresh interpreter (~4 s each)."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        rc = load_script(TRAIN).main(args)
-    finally:
-        for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
-            if handler not in handlers:
-                root.removeHandler(handler)
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
+    return call_main(TRAIN, args, capsys)
 
 
 def read_summary(path: Path) -> List[dict]:
@@ -72,17 +43,6 @@ def read_summary(path: Path) -> List[dict]:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> str:
-    """Non-zero exit, no traceback, exactly one `error:` line containing every phrase; returns that line."""
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert 'Traceback' not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
-    assert len(errors) == 1, proc.stderr
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope='module')
@@ -163,7 +123,7 @@ def test_kill_and_resume_auto(tmp_path: Path):
     args = [*FAST, '--model', 'crelu_resnet20', '--epochs', '3', '--output', str(tmp_path), '--experiment', 'kr',
             '--resume', 'auto', '--checkpoint-hist', '2']
     exp = tmp_path / 'kr'
-    proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=tmp_path, env=_env(),
+    proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=tmp_path, env=script_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -199,7 +159,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path):
     out = tmp_path / 'out'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(TRAIN),
            *FAST, '--model', 'crelu_resnet20', '--epochs', '2', '--output', str(out)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert 'process 1 of 2' in proc.stderr  # really two ranks
     experiments = list(out.iterdir())

@@ -1,10 +1,7 @@
 """train/validate.py end to end: a tiny image folder made here, a digits checkpoint, results files, bad input."""
 import csv
 import hashlib
-import importlib.util
 import json
-import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,50 +11,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from script_helpers import REPO, assert_one_line_error, call_main, run_script
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
 TIMM_FIELDS = ['model', 'top1', 'top1_err', 'top5', 'top5_err', 'param_count', 'img_size', 'crop_pct',
                'interpolation']
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    return env
-
-
 def run(script: Path, args: List[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return run_script(script, args, cwd, timeout)
 
 
 def call_validate(args: List[str], capsys) -> subprocess.CompletedProcess:
-    """validate.py's main() in this process (bad-input checks need no fresh interpreter)."""
-    spec = importlib.util.spec_from_file_location('_script_validate', VALIDATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        rc = module.main(args)
-    finally:
-        for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
-            if handler not in handlers:
-                root.removeHandler(handler)
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> None:
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert 'Traceback' not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
-    assert len(errors) == 1, proc.stderr
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
+    return call_main(VALIDATE, args, capsys)
 
 
 @pytest.fixture(scope='module')

@@ -37,7 +37,7 @@ import timm_nf
 from timm_nf.models import ResidualNet
 from timm_nf.pretrained import PretrainedWeights, find_published
 from timm_nf.training.checkpoint import (
-    checkpoint_state_dict, file_sha256, load_checkpoint_file, load_model_state,
+    checkpoint_state_dict, file_sha256, fsync_dir, load_checkpoint_file, load_model_state,
 )
 from timm_nf.training.errors import CheckpointError, RunError
 
@@ -477,19 +477,6 @@ def _check_against_entry(
 
 # Output -------------------------------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, 'wb') as f:
         f.write(data)
@@ -565,7 +552,7 @@ def write_publication(pub: Publication, out_dir: str) -> List[str]:
     try:
         _write_folder(pub, staging)
         os.chmod(staging, 0o755)
-        _fsync_dir(staging)
+        fsync_dir(staging)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX + out.name + '-', dir=out.parent))
             os.replace(out, old / out.name)
@@ -577,7 +564,7 @@ def write_publication(pub: Publication, out_dir: str) -> List[str]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

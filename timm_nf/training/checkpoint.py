@@ -19,7 +19,7 @@ import pickle
 import shutil
 import tempfile
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,7 @@ from .errors import CheckpointError
 __all__ = [
     'atomic_torch_save', 'atomic_write_text', 'AtomicCheckpointSaver', 'load_checkpoint_file',
     'checkpoint_state_dict', 'load_model_state', 'load_model_checkpoint', 'file_sha256', 'find_resume_checkpoint',
-    'remove_stale_temp_files',
+    'remove_stale_temp_files', 'fsync_dir',
 ]
 
 _logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _logger = logging.getLogger(__name__)
 _TMP_TAG = '.tmp-'
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: Union[str, 'os.PathLike[str]']) -> None:
     # Makes the rename itself durable; not possible (nor needed) on some platforms / filesystems.
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -80,7 +80,7 @@ def _atomic_write(path: str, write_fn) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
