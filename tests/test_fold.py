@@ -154,3 +154,17 @@ def test_cache_bypassed_by_script_fx_and_compile():
         assert any(n.op == 'call_function' and 'batch_norm' in str(n.target) for n in traced.graph.nodes)
         compiled = torch.compile(model, backend='eager')
         assert torch.allclose(compiled(x), expected, atol=1e-6)
+
+
+def test_eval_cache_follows_the_skip_gain_it_defers():
+    # alpha * skip_gain ride in the last conv's cached weight and bias; the skip gain lives in the block.
+    model = randomize(timm.create_model('nf_resnet20')).eval()
+    block = model.stages[1][1]
+    assert block.branch.conv2.output_gain and block.branch.conv2.output_gain[0] is block.skip_gain
+    assert 'stages.1.1.branch.conv2.output_gain' not in dict(model.named_parameters())  # not registered twice
+    x = image(model)
+    with torch.no_grad():
+        model(x)
+        block.skip_gain.mul_(-3.0)
+        cached = model(x)
+    assert relative_error(model(x).detach(), cached) <= 1e-5

@@ -22,7 +22,7 @@ from timm.layers import DropPath, SEModule
 from .activations import channel_mult, check_choice
 from .activations import ScaledAct
 from .fold import FoldableSequential, defer_input_scale, fold_act_gain, fold_conv_bn, scale_conv_, to_plain_conv
-from .weight_cache import cache_active
+from .weight_cache import EffectiveWeightConv, cache_active
 from .norm_scheme import NormScheme
 
 __all__ = [
@@ -299,18 +299,26 @@ class NFBlock(nn.Module):
         self.defer_input = defer_input_scale(act1_gain * beta, *consumers)
         if isinstance(self.act1, ScaledAct):
             self.act1.defer_gain = self.defer_input and act1_gain != 1.0
+        # ... and alpha * skip_gain ride in the last conv's cached weight and bias.
+        last_conv = self.branch[-1]
+        self.defer_output = isinstance(last_conv, EffectiveWeightConv)
+        if self.defer_output:
+            last_conv.output_scale *= alpha
+            if self.skip_gain is not None:
+                last_conv.output_gain.append(self.skip_gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cached = not torch.jit.is_scripting() and cache_active(self.training)
         out = self.act1(x)
-        deferred = self.defer_input and not torch.jit.is_scripting() and cache_active(self.training)
-        if self.beta != 1.0 and not deferred:
+        if self.beta != 1.0 and not (self.defer_input and cached):
             out = out * self.beta
         shortcut = x if self.downsample is None else self.downsample(out)
         out = self.drop_path(self.branch(out))
-        if self.skip_gain is not None:
-            out = out * (self.skip_gain * self.alpha)  # one pass over the activations, not two
-        elif self.alpha != 1.0:
-            out = out * self.alpha
+        if not (self.defer_output and cached):
+            if self.skip_gain is not None:
+                out = out * (self.skip_gain * self.alpha)  # one pass over the activations, not two
+            elif self.alpha != 1.0:
+                out = out * self.alpha
         return out + shortcut
 
     @torch.no_grad()
@@ -332,7 +340,7 @@ class NFBlock(nn.Module):
         scale_conv_(self.branch[-1], output_scale=out_scale)
         self.alpha = 1.0
         self.skip_gain = None
-        self.defer_input = False
+        self.defer_input = self.defer_output = False
         return self
 
 

@@ -10,12 +10,12 @@ change. `EffectiveWeightConv` gives such a conv two ways out:
   under TorchScript, FX tracing, `torch.compile` and `torch.export`, which must see the computation itself.
 * `fuse()`: a plain `nn.Conv2d` holding the effective weight, for `timm.utils.reparameterize_model`.
 
-While the cache is active, constant scalars that multiply a conv's input (an NF activation gain gamma, beta) can
-be *deferred* into the cached weight: the producer skips its multiply and the conv's cached weight carries
-`input_scale`. Producer and conv decide with the same predicate, `cache_active`, so both switch together; this
+While the cache is active, scalars around a conv can be *deferred* into its cached weight and bias: constants that
+multiply its input (an NF activation gain gamma, beta: `input_scale`) and the scale of its output (alpha, and a
+learnable skip gain held by the block: `output_scale`, `output_gain`). The module that would multiply skips it. Producer and conv decide with the same predicate, `cache_active`, so both switch together; this
 assumes the whole model is in one mode (`model.eval()`), as timm's tooling leaves it.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -62,8 +62,12 @@ class EffectiveWeightConv(nn.Conv2d):
         # Plain Python attributes: never in the state dict, never moved by `.to()` (the key notices a move).
         self._cached_weight: Optional[torch.Tensor] = None
         self._cache_key: List[int] = []
-        # Scalar the producer of this conv's input skips while the cache is active (see the module docstring).
+        # Scalars deferred into the cached weight while the cache is active (see the module docstring). The learnable
+        # output gain is owned by another module; a plain list keeps it from being registered here a second time.
         self.input_scale = 1.0
+        self.output_scale = 1.0
+        self.output_gain: List[torch.Tensor] = []
+        self._cached_bias: Optional[torch.Tensor] = None
 
     @torch.jit.unused
     def _can_cache(self) -> bool:
@@ -71,22 +75,24 @@ class EffectiveWeightConv(nn.Conv2d):
 
     @torch.jit.unused
     def _key(self) -> List[int]:
-        key: List[int] = [int(torch.is_inference_mode_enabled()), hash(self.input_scale)]
-        for p in self.parameters(recurse=False):
-            key += [id(p), p._version, p.data_ptr()]
-        for b in self.buffers(recurse=False):
-            key += [id(b), b._version, b.data_ptr()]
+        key: List[int] = [int(torch.is_inference_mode_enabled()), hash(self.input_scale), hash(self.output_scale)]
+        for t in (*self._parameters.values(), *self._buffers.values(), *self.output_gain):
+            if t is not None:
+                key += [id(t), t._version, t.data_ptr()]
         return key
 
     @torch.jit.unused
-    def cached_effective_weight(self) -> torch.Tensor:
-        """The effective weight, recomputed only when a parameter or buffer changed since the last call."""
+    def cached_weight_and_bias(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Effective weight and bias with the deferred scalars, recomputed only when a tensor they depend on changed."""
         key = self._key()
         if self._cached_weight is None or key != self._cache_key:
-            weight = self.effective_weight()
-            self._cached_weight = weight * self.input_scale if self.input_scale != 1.0 else weight
+            out_scale = self.output_scale
+            for gain in self.output_gain:
+                out_scale = out_scale * float(gain)
+            self._cached_weight = self.effective_weight() * (self.input_scale * out_scale)
+            self._cached_bias = self.bias * out_scale if self.bias is not None else None
             self._cache_key = key
-        return self._cached_weight
+        return self._cached_weight, self._cached_bias
 
     def train(self, mode: bool = True):
         self._cached_weight = None  # a model back in training must never see a stale weight
@@ -94,10 +100,10 @@ class EffectiveWeightConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting() and self._can_cache():
-            weight = self.cached_effective_weight()
+            weight, bias = self.cached_weight_and_bias()
         else:
-            weight = self.effective_weight()
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            weight, bias = self.effective_weight(), self.bias
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
