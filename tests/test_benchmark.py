@@ -40,3 +40,13 @@ def test_bad_variant_is_a_clear_error():
     res = run('--model', 'nf_resnet20@fast', '--rounds', '1')
     assert res.returncode == 2
     assert 'unknown variant @fast' in res.stderr and '@fold' in res.stderr
+
+
+def test_peak_memory_is_per_process():
+    # Each measurement is a fresh process whose own high-water mark is read: a big training step must show more
+    # memory than a tiny inference, even when measured after it (a process-wide mark inherited or never reset
+    # would report the same number for both).
+    from timm_nf.benchmark import measure_peak_memory
+    big = measure_peak_memory('crelu_resnet110', 'train', 64, 32, 'cpu', num_iter=1, threads=1)
+    small = measure_peak_memory('nf_resnet20', 'infer', 1, 32, 'cpu', num_iter=1, threads=1)
+    assert big > small + 100

@@ -194,8 +194,19 @@ def bench_variants(
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size in MB.
+
+    Linux's VmHWM belongs to the process's own address space; `ru_maxrss` would not do here, Linux carries it
+    across exec from the parent that spawned us, so every child would report at least the parent's peak.
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
 def measure_peak_memory(spec: str, bench: str, batch_size: int, img_size: Optional[int], device: str,

@@ -41,14 +41,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch decides)')
     p.add_argument('--memory', action='store_true', help='also measure peak memory, one subprocess per model')
     p.add_argument('--results-file', default=None, help='write results as JSON (.json) or CSV (.csv)')
+    p.add_argument('--markdown', nargs='+', default=None, metavar='CSV',
+                   help='print results files written by --results-file as markdown tables, then exit')
     args = p.parse_args(argv)
-    if not args.model and not args.compare:
+    if not args.model and not args.compare and not args.markdown:
         p.error('give --model SPEC or --compare SPEC [SPEC ...]')
     return args
 
 
+def markdown_table(path: Path) -> str:
+    """A results CSV as a markdown table, ratios against its first row of each bench."""
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    lines = ['| model | bench | batch | px | ms/step (median) | samples/s | vs first | peak RSS MB |',
+             '|---|---|---:|---:|---:|---:|---:|---:|']
+    base = {}
+    for r in rows:
+        ms = float(r['step_ms'])
+        first = base.setdefault(r['bench'], ms)
+        mem = f"{float(r['peak_rss_mb']):.0f}" if r.get('peak_rss_mb') else '-'
+        lines.append(f"| `{r['model']}` | {r['bench']} | {r['batch_size']} | {r['img_size']} | {ms:.2f} | "
+                     f"{float(r['samples_per_sec']):.2f} | {ms / first:.3f} | {mem} |")
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(f'{path}:\n\n{markdown_table(Path(path))}\n')
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     specs = args.compare or [args.model]
