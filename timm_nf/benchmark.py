@@ -20,9 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import timm
 import torch
@@ -31,7 +30,7 @@ import torch.nn as nn
 from timm_nf.analysis.inputs import parse_model_spec
 from timm_nf.fold import fold_for_inference
 from timm_nf.layers import ScaledAct
-from timm_nf.layers import weight_cache
+from timm_nf.layers.weight_cache import weight_cache_enabled
 from timm_nf.layers.blocks import NFBlock
 
 __all__ = ['BenchResult', 'build_variant', 'bench_variants', 'measure_peak_memory', 'VARIANTS']
@@ -101,16 +100,6 @@ def build_variant(spec: str, num_classes: Optional[int] = None) -> Tuple[nn.Modu
     return model, img_size
 
 
-@contextmanager
-def _weight_cache(enabled: bool) -> Iterator[None]:
-    previous = weight_cache.CACHE_ENABLED
-    weight_cache.CACHE_ENABLED = enabled
-    try:
-        yield
-    finally:
-        weight_cache.CACHE_ENABLED = previous
-
-
 def _step_fn(model: nn.Module, bench: str, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
     if bench == 'infer':
         model.eval()
@@ -168,14 +157,14 @@ def bench_variants(
             model = torch.compile(model, backend=torchcompile)
         step = _step_fn(model, bench, x, y)
         cache = not spec.endswith('@nocache')
-        with _weight_cache(cache):
+        with weight_cache_enabled(cache):
             for _ in range(num_warm_iter):
                 step()
         runs.append((spec, size, step, cache, sum(p.numel() for p in model.parameters()) / 1e6))
     times: Dict[str, List[float]] = {spec: [] for spec in specs}
     for r in range(rounds):
         for spec, _, step, cache, _ in runs:
-            with _weight_cache(cache):
+            with weight_cache_enabled(cache):
                 _sync(dev)
                 start = time.perf_counter()
                 for _ in range(num_bench_iter):

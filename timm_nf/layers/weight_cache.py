@@ -15,13 +15,14 @@ multiply its input (an NF activation gain gamma, beta: `input_scale`) and the sc
 learnable skip gain held by the block: `output_scale`, `output_gain`). The module that would multiply skips it. Producer and conv decide with the same predicate, `cache_active`, so both switch together; this
 assumes the whole model is in one mode (`model.eval()`), as timm's tooling leaves it.
 """
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED', 'cache_active']
+__all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED', 'cache_active', 'weight_cache_enabled']
 
 # Global switch, for benchmarks that measure the uncached cost (`train/benchmark.py --compare NAME@nocache`).
 CACHE_ENABLED = True
@@ -39,6 +40,19 @@ def plain_conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: Optional[torch.
             fused.bias.copy_(bias)
     fused.train(conv.training)
     return fused
+
+
+@contextmanager
+def weight_cache_enabled(enabled: bool) -> Iterator[None]:
+    """Switch the eval cache (and the deferred scalars) on or off within a block, e.g. for measurements that hook
+    into intermediate outputs and need every module to compute literally what it says."""
+    global CACHE_ENABLED
+    previous = CACHE_ENABLED
+    CACHE_ENABLED = enabled
+    try:
+        yield
+    finally:
+        CACHE_ENABLED = previous
 
 
 @torch.jit.unused
