@@ -12,8 +12,10 @@ change. `EffectiveWeightConv` gives such a conv two ways out:
 
 While the cache is active, scalars around a conv can be *deferred* into its cached weight and bias: constants that
 multiply its input (an NF activation gain gamma, beta: `input_scale`) and the scale of its output (alpha, and a
-learnable skip gain held by the block: `output_scale`, `output_gain`). The module that would multiply skips it. Producer and conv decide with the same predicate, `cache_active`, so both switch together; this
-assumes the whole model is in one mode (`model.eval()`), as timm's tooling leaves it.
+learnable skip gain held by the block: `output_scale`, `output_gain`). The module that would multiply skips it.
+Producer and conv decide with the same predicate, `cache_active`, so both switch together; this assumes the whole
+model is in one mode (`model.eval()`), as timm's tooling leaves it. Forward hooks on a branch or activation then
+see unscaled intermediates: wrap such measurements in `weight_cache_enabled(False)`, as `timm_nf.analysis` does.
 """
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Tuple
