@@ -6,6 +6,7 @@ import torch.nn as nn
 from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
 from timm.utils import reparameterize_model
 
+import timm_nf
 from timm_nf import fold_for_inference
 from timm_nf.layers import NormPropConv2d, ScaledStdConv2d
 
@@ -95,9 +96,8 @@ def test_eval_cache_reuses_weight_and_matches_uncached():
         second = model(x)
     assert cached is not None and _conv(model)._cached_weight is cached  # reused, not recomputed
     assert torch.equal(first, second)
-    # The cached path carries gamma and beta in the weights (deferred), so it equals the uncached path up to rounding.
+    # The cached path also carries the skip gain in the weights, so it equals the uncached path up to rounding.
     assert relative_error(expected, first) <= 1e-5
-    assert _conv(model).input_scale != 1.0 and model.stages[0][0].act1.defer_gain
 
 
 def test_eval_cache_invalidated_by_weight_update_and_train():
@@ -154,6 +154,22 @@ def test_cache_bypassed_by_script_fx_and_compile():
         assert any(n.op == 'call_function' and 'batch_norm' in str(n.target) for n in traced.graph.nodes)
         compiled = torch.compile(model, backend='eager')
         assert torch.allclose(compiled(x), expected, atol=1e-6)
+
+
+def test_nf_constants_live_in_the_conv_weights():
+    # gamma (after every activation) and beta scale conv inputs, alpha the last conv's output: all in the weights,
+    # so the activations are plain ReLUs and nothing multiplies activation-sized tensors but the skip gain.
+    model = timm.create_model('nf_resnet20')
+    block = model.stages[1][1]
+    gamma = timm_nf.layers.act_gain('relu')
+    assert type(block.act1) is nn.ReLU and type(block.branch.act2) is nn.ReLU
+    assert block.branch.conv1.input_scale == pytest.approx(gamma * block.beta)
+    assert block.branch.conv2.input_scale == pytest.approx(gamma)
+    assert block.branch.conv2.output_scale == pytest.approx(0.2)
+    assert model.stages[1][0].downsample.conv.input_scale == pytest.approx(gamma * model.stages[1][0].beta)
+    # timm's form keeps timm's literal multiplies (bit-identical to timm's NormFreeNet)
+    timm_form = timm_nf.ResidualNet(timm_nf.models.nf_resnet_cfg(50, timm_form=True))
+    assert not timm_form.stages[0][1].scalars_in_weights and timm_form.stages[0][1].branch.conv1.input_scale == 1.0
 
 
 def test_eval_cache_follows_the_skip_gain_it_defers():

@@ -162,8 +162,10 @@ def _register_defaults() -> None:
     # timm_nf (timm_nf/layers/blocks.py): both blocks keep their branch in one `branch` Sequential.
     register_block_adapter('timm_nf.layers.blocks.PostActBlock', BlockAdapter(
         branch=first_module('branch'), zero_init=_last_norm_weight))
+    # Our NF blocks may carry alpha in the branch's last conv weight (NFBlock.branch_scale): divide it back out.
     register_block_adapter('timm_nf.layers.blocks.NFBlock', BlockAdapter(
-        branch=first_module('branch'), zero_init=_nf_block_zero_init, nf_scales=True))
+        branch=first_module('branch'), branch_scale=lambda b: 1.0 / b.branch_scale(), zero_init=_nf_block_zero_init,
+        nf_scales=True))
 
 
 def _last_norm_weight(block: nn.Module) -> List[Tuple[str, torch.Tensor]]:

@@ -13,8 +13,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import get_act_layer
 
-from .weight_cache import cache_active
-
 __all__ = [
     'ACT_GAINS', 'CReLU', 'ScaledAct', 'NORMPROP_C0', 'NORMPROP_C1', 'act_gain', 'create_act', 'check_choice',
 ]
@@ -82,16 +80,11 @@ class ScaledAct(nn.Module):
         self.act = _make(act_layer, inplace)
         self.channel_mult = getattr(self.act, 'channel_mult', 1)
         self.owns_output = not isinstance(self.act, nn.Identity)
-        # Set by the block builder when every consumer is an EffectiveWeightConv that took the gain as its
-        # input_scale: then, while cached weights are in use, the gain is not applied here.
-        self.defer_gain = False
         self.gain = float(gain)
         self.shift = float(shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(x)
-        if self.defer_gain and not torch.jit.is_scripting() and cache_active(self.training):
-            return x
         if self.shift != 0.0:
             x = x - self.shift
         if self.owns_output and not torch.is_grad_enabled():

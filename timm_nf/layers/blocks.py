@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, SEModule
 
 from .activations import channel_mult, check_choice
-from .activations import ScaledAct
-from .fold import FoldableSequential, defer_input_scale, fold_act_gain, fold_conv_bn, scale_conv_, to_plain_conv
+from .fold import FoldableSequential, fold_act_gain, fold_conv_bn, move_input_scale, scale_conv_, to_plain_conv
 from .weight_cache import EffectiveWeightConv, cache_active
 from .norm_scheme import NormScheme
 
@@ -277,6 +276,7 @@ class NFBlock(nn.Module):
             attn: Optional[Callable[[int], nn.Module]] = None,
             skip_gain: bool = True,
             drop_path_rate: float = 0.0,
+            scalars_in_weights: bool = True,
     ):
         super().__init__()
         self.alpha = alpha
@@ -291,56 +291,64 @@ class NFBlock(nn.Module):
             last_gain_init=1.0 if skip_gain else 0.0)
         self.drop_path = _drop_path(drop_path_rate)
         self.skip_gain = nn.Parameter(torch.zeros(())) if skip_gain else None
-        # Eval cache: gamma and beta scale the input of the convs that read act1(h) * beta, so with cached weights
-        # they ride in those weights instead of costing two passes over the activations (see weight_cache).
-        self.branch.defer_gains_()
-        act1_gain = self.act1.gain if isinstance(self.act1, ScaledAct) and self.act1.shift == 0.0 else 1.0
-        consumers = [self.branch[0]] + ([self.downsample.conv] if self.downsample is not None else [])
-        self.defer_input = defer_input_scale(act1_gain * beta, *consumers)
-        if isinstance(self.act1, ScaledAct):
-            self.act1.defer_gain = self.defer_input and act1_gain != 1.0
-        # ... and alpha * skip_gain ride in the last conv's cached weight and bias.
-        last_conv = self.branch[-1]
-        self.defer_output = isinstance(last_conv, EffectiveWeightConv)
-        if self.defer_output:
-            last_conv.output_scale *= alpha
-            if self.skip_gain is not None:
+        # gamma, beta and alpha are constants around convs: carried by the weights they cost a multiply over the
+        # weights instead of the activations, forward and backward (exact up to rounding; see weight_cache). timm's
+        # form keeps timm's literal multiplies, so that timm's weights give bit-identical outputs.
+        self.scalars_in_weights = scalars_in_weights
+        self.defer_skip_gain = False
+        if scalars_in_weights:
+            self.act1, act1_gain = fold_act_gain(self.act1)
+            consumers = [self.branch[0]] + ([self.downsample.conv] if self.downsample is not None else [])
+            move_input_scale(act1_gain * beta, *consumers)
+            self.branch.fold_gains_()
+            last_conv = self.branch[-1]
+            if isinstance(last_conv, EffectiveWeightConv):
+                last_conv.output_scale *= alpha
+            else:
+                scale_conv_(last_conv, output_scale=alpha)
+            # The learnable skip gain rides in the last conv's cached weight at inference only.
+            if self.skip_gain is not None and isinstance(last_conv, EffectiveWeightConv):
                 last_conv.output_gain.append(self.skip_gain)
+                self.defer_skip_gain = True
+
+    def branch_scale(self) -> float:
+        """Constant the branch's output already carries (alpha when it lives in the weights), for measurements."""
+        return self.alpha if self.scalars_in_weights else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cached = not torch.jit.is_scripting() and cache_active(self.training)
         out = self.act1(x)
-        if self.beta != 1.0 and not (self.defer_input and cached):
+        if self.beta != 1.0 and not self.scalars_in_weights:
             out = out * self.beta
         shortcut = x if self.downsample is None else self.downsample(out)
         out = self.drop_path(self.branch(out))
-        if not (self.defer_output and cached):
-            if self.skip_gain is not None:
-                out = out * (self.skip_gain * self.alpha)  # one pass over the activations, not two
-            elif self.alpha != 1.0:
-                out = out * self.alpha
+        alpha = 1.0 if self.scalars_in_weights else self.alpha
+        if self.skip_gain is not None:
+            deferred = self.defer_skip_gain and not torch.jit.is_scripting() and cache_active(self.training)
+            if not deferred:
+                out = out * (self.skip_gain * alpha)  # one pass over the activations, not two
+        elif alpha != 1.0:
+            out = out * alpha
         return out + shortcut
 
     @torch.no_grad()
     def fuse(self) -> 'NFBlock':
         """Fold, in place: WS convs to plain convs, gamma and beta into the convs that read ``act1(h) * beta``,
         the branch's activation gains into the following convs, ``alpha * skip_gain`` into the last conv."""
-        self.branch.fuse()
+        self.branch.fuse()  # plain convs carrying whatever scalars their weights already held
         if self.downsample is not None:
             self.downsample.fuse()
+        in_folded = self.scalars_in_weights
         self.act1, gain = fold_act_gain(self.act1)
-        in_scale = gain * self.beta
-        first_conv = self.branch[0]
-        scale_conv_(first_conv, weight_scale=in_scale)
+        in_scale = gain * (1.0 if in_folded else self.beta)
+        scale_conv_(self.branch[0], weight_scale=in_scale)
         if self.downsample is not None:
             scale_conv_(self.downsample.conv, weight_scale=in_scale)
-        self.beta = 1.0
         self.branch.fold_gains_()
-        out_scale = self.alpha * (float(self.skip_gain) if self.skip_gain is not None else 1.0)
+        out_scale = (1.0 if in_folded else self.alpha) * (float(self.skip_gain) if self.skip_gain is not None else 1.0)
         scale_conv_(self.branch[-1], output_scale=out_scale)
-        self.alpha = 1.0
+        self.alpha, self.beta = 1.0, 1.0
         self.skip_gain = None
-        self.defer_input = self.defer_output = False
+        self.scalars_in_weights = self.defer_skip_gain = False
         return self
 
 

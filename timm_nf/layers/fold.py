@@ -17,7 +17,7 @@ from .activations import ScaledAct
 from .std_conv import standardized_weight
 from .weight_cache import EffectiveWeightConv, plain_conv_like
 
-__all__ = ['FoldableSequential', 'fold_conv_bn', 'to_plain_conv', 'scale_conv_', 'fold_act_gain', 'defer_input_scale']
+__all__ = ['FoldableSequential', 'fold_conv_bn', 'to_plain_conv', 'scale_conv_', 'fold_act_gain', 'move_input_scale']
 
 
 def to_plain_conv(conv: nn.Module) -> nn.Module:
@@ -57,13 +57,14 @@ def fold_act_gain(act: nn.Module) -> tuple:
     return act, 1.0
 
 
-def defer_input_scale(scale: float, *consumers: nn.Module) -> bool:
-    """Let `consumers` apply `scale` through their cached weights; False (nothing changed) unless all can."""
-    if scale == 1.0 or not consumers or not all(isinstance(c, EffectiveWeightConv) for c in consumers):
-        return False
-    for conv in consumers:
-        conv.input_scale *= scale
-    return True
+def move_input_scale(scale: float, *consumers: nn.Module) -> None:
+    """Have `consumers` (convs reading the same input) apply `scale` to that input, in their weights."""
+    with torch.no_grad():
+        for conv in consumers:
+            if isinstance(conv, EffectiveWeightConv):
+                conv.input_scale *= scale
+            else:
+                scale_conv_(conv, weight_scale=scale)
 
 
 class FoldableSequential(nn.Sequential):
@@ -85,20 +86,11 @@ class FoldableSequential(nn.Sequential):
                 self._modules[name] = nn.Identity()
         return self
 
-    def defer_gains_(self) -> None:
-        """Defer the gain of every gain-only activation followed by a caching conv into that conv (eval cache)."""
-        names = list(self._modules)
-        for name, nxt in zip(names, names[1:]):
-            act = self._modules[name]
-            if isinstance(act, ScaledAct) and act.shift == 0.0:
-                act.defer_gain = defer_input_scale(act.gain, self._modules[nxt])
-
-    @torch.no_grad()
     def fold_gains_(self) -> None:
-        """Move the gain of every gain-only activation into the conv that follows it."""
+        """Move the gain of every gain-only activation into the conv that follows it (exact; the act stays plain)."""
         names = list(self._modules)
         for name, nxt in zip(names, names[1:]):
             act, gain = fold_act_gain(self._modules[name])
             if gain != 1.0 and isinstance(self._modules[nxt], nn.Conv2d):
                 self._modules[name] = act
-                scale_conv_(self._modules[nxt], weight_scale=gain)
+                move_input_scale(gain, self._modules[nxt])

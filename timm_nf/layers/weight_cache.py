@@ -10,12 +10,14 @@ change. `EffectiveWeightConv` gives such a conv two ways out:
   under TorchScript, FX tracing, `torch.compile` and `torch.export`, which must see the computation itself.
 * `fuse()`: a plain `nn.Conv2d` holding the effective weight, for `timm.utils.reparameterize_model`.
 
-While the cache is active, scalars around a conv can be *deferred* into its cached weight and bias: constants that
-multiply its input (an NF activation gain gamma, beta: `input_scale`) and the scale of its output (alpha, and a
-learnable skip gain held by the block: `output_scale`, `output_gain`). The module that would multiply skips it.
-Producer and conv decide with the same predicate, `cache_active`, so both switch together; this assumes the whole
-model is in one mode (`model.eval()`), as timm's tooling leaves it. Forward hooks on a branch or activation then
-see unscaled intermediates: wrap such measurements in `weight_cache_enabled(False)`, as `timm_nf.analysis` does.
+Constant scalars around a conv can live in its weight instead of costing a pass over the activations, in
+training and inference alike: `input_scale` (e.g. an NF activation gain gamma and beta that multiply the conv's
+input: ``conv(W, s x) = conv(s W, x)``, zero padding included) and `output_scale` (e.g. alpha, on weight and bias).
+A learnable scalar on the output (an NF skip gain, owned by the block: `output_gain`) is *deferred* into the cached
+weight and bias only while the cache is active; the block then skips its multiply. Block and conv decide with the
+same predicate, `cache_active`, which assumes the whole model is in one mode (`model.eval()`), as timm's tooling
+leaves it. Forward hooks on a branch then see the skip gain applied: wrap such measurements in
+`weight_cache_enabled(False)`, as `timm_nf.analysis` does.
 """
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Tuple
@@ -78,8 +80,8 @@ class EffectiveWeightConv(nn.Conv2d):
         # Plain Python attributes: never in the state dict, never moved by `.to()` (the key notices a move).
         self._cached_weight: Optional[torch.Tensor] = None
         self._cache_key: List[int] = []
-        # Scalars deferred into the cached weight while the cache is active (see the module docstring). The learnable
-        # output gain is owned by another module; a plain list keeps it from being registered here a second time.
+        # Scalars carried by the weight (see the module docstring). The learnable output gain is owned by another
+        # module; a plain list keeps it from being registered here a second time.
         self.input_scale = 1.0
         self.output_scale = 1.0
         self.output_gain: List[torch.Tensor] = []
@@ -97,16 +99,28 @@ class EffectiveWeightConv(nn.Conv2d):
                 key += [id(t), t._version, t.data_ptr()]
         return key
 
+    def scaled_weight_and_bias(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Effective weight and bias with the constant scalars (a multiply over the weights, not the activations)."""
+        weight, bias = self.effective_weight(), self.bias
+        scale = self.input_scale * self.output_scale
+        if scale != 1.0:
+            weight = weight * scale
+        if bias is not None and self.output_scale != 1.0:
+            bias = bias * self.output_scale
+        return weight, bias
+
     @torch.jit.unused
     def cached_weight_and_bias(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Effective weight and bias with the deferred scalars, recomputed only when a tensor they depend on changed."""
+        """Scaled weight and bias with the deferred gains, recomputed only when a tensor they depend on changed."""
         key = self._key()
         if self._cached_weight is None or key != self._cache_key:
-            out_scale = self.output_scale
+            weight, bias = self.scaled_weight_and_bias()
             for gain in self.output_gain:
-                out_scale = out_scale * float(gain)
-            self._cached_weight = self.effective_weight() * (self.input_scale * out_scale)
-            self._cached_bias = self.bias * out_scale if self.bias is not None else None
+                weight = weight * float(gain)
+                bias = bias * float(gain) if bias is not None else None
+            # detach(): plain tensors (a Parameter assigned to a module attribute would be registered as one)
+            self._cached_weight = weight.detach()
+            self._cached_bias = bias.detach() if bias is not None else None
             self._cache_key = key
         return self._cached_weight, self._cached_bias
 
@@ -118,10 +132,10 @@ class EffectiveWeightConv(nn.Conv2d):
         if not torch.jit.is_scripting() and self._can_cache():
             weight, bias = self.cached_weight_and_bias()
         else:
-            weight, bias = self.effective_weight(), self.bias
+            weight, bias = self.scaled_weight_and_bias()
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
         """A plain conv computing the same function (for `timm.utils.reparameterize_model`)."""
-        return plain_conv_like(self, self.effective_weight(), self.bias)
+        return plain_conv_like(self, *self.scaled_weight_and_bias())

@@ -163,7 +163,7 @@ class ResidualNet(nn.Module):
                     blocks.append(NFBlock(
                         cfg.block, prev_chs, mid_chs, out_chs, block_stride, scheme, act, alpha=cfg.alpha,
                         beta=expected_var ** -0.5, groups=groups, shortcut=cfg.shortcut, attn=attn,
-                        skip_gain=cfg.skip_gain, drop_path_rate=dpr_block,
+                        skip_gain=cfg.skip_gain, drop_path_rate=dpr_block, scalars_in_weights=not cfg.gamma_in_conv,
                     ))
                     # The variance resets to 1 after a transition block (its shortcut sees the normalized input),
                     # then grows by alpha^2 per block (Brock et al. 2021; DeepMind nf_resnet.py).
