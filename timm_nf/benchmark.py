@@ -31,7 +31,6 @@ from timm_nf.analysis.inputs import parse_model_spec
 from timm_nf.fold import fold_for_inference
 from timm_nf.layers import ScaledAct
 from timm_nf.layers.weight_cache import weight_cache_enabled
-from timm_nf.layers.blocks import NFBlock
 
 __all__ = ['BenchResult', 'build_variant', 'bench_variants', 'measure_peak_memory', 'VARIANTS']
 
@@ -64,9 +63,9 @@ class BenchResult:
 
 
 def _remove_scalar_ops(model: nn.Module) -> nn.Module:
+    # Folding already moved our NF blocks' beta / alpha into the convs; what remains are scaled activations
+    # (the NF head's gamma, NormProp's constants).
     for module in model.modules():
-        if isinstance(module, NFBlock):
-            module.beta, module.alpha = 1.0, 1.0
         for name, child in list(module.named_children()):
             if isinstance(child, ScaledAct):
                 setattr(module, name, child.act)

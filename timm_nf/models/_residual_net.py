@@ -19,7 +19,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
 from timm_nf.layers import (
-    ACT_GAINS, BLOCK_KINDS, NF_NORM, NORMS, SHORTCUTS, NFBlock, NormScheme, PostActBlock, check_choice, create_attn,
+    BLOCK_KINDS, NF_NORM, NORMS, SHORTCUTS, NFBlock, NormScheme, PostActBlock, check_choice, create_attn,
     create_stem, stem_feature_index,
 )
 from timm_nf.layers.normprop import NORMPROP_VERSIONS
@@ -338,8 +338,6 @@ def _validate(cfg: ResNetCfg) -> None:
     _check_width_mult(cfg.width_mult)
     if not (len(cfg.depths) == len(cfg.widths) == len(cfg.strides)):
         raise ValueError('depths, widths and strides need one entry per stage.')
-    if cfg.preact:
-        assert cfg.act_layer in ACT_GAINS
 
 
 # Keyword arguments every family factory accepts, so a study's variants are plain data.
@@ -368,8 +366,7 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
         if cfg.stem != 'cifar':
             raise ValueError(f'depth applies only to CIFAR-layout models; pick the registered name for {variant}.')
         changes['depths'] = cifar_depths(changes.pop('depth'))
-    cfg = replace(cfg, **changes)
-    _validate(cfg)
+    cfg = replace(cfg, **changes)  # ResidualNet validates it
     return build_model_with_cfg(
         ResidualNet,
         variant,
