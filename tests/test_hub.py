@@ -19,7 +19,8 @@ from huggingface_hub import ModelCard
 
 import timm
 from timm_nf.hub import architecture_differences, install_in_hf_cache
-from timm_nf.pretrained import PUBLISHED, REPO_ROOT, find_published
+from timm_nf.pretrained import MAX_WEIGHTS_IN_GIT, PUBLISHED, REPO_ROOT, find_published
+from timm_nf.profile import model_stats
 from script_helpers import REPO, assert_one_line_error, call_main, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
@@ -359,8 +360,11 @@ def test_committed_publication_matches_registry_and_results(entry):
     assert config['architecture'] == entry.model and config['num_classes'] == entry.num_classes
     assert (pcfg['input_size'], pcfg['crop_pct'], pcfg['interpolation'], pcfg['mean'], pcfg['std']) == (
         list(entry.input_size), entry.crop_pct, entry.interpolation, list(entry.mean), list(entry.std))
-    with safetensors.safe_open(str(folder / 'model.safetensors'), 'pt') as f:
-        assert f.metadata()['checkpoint_sha256'] == row['checkpoint_sha256']
+    if (folder / 'model.safetensors').exists():
+        with safetensors.safe_open(str(folder / 'model.safetensors'), 'pt') as f:
+            assert f.metadata()['checkpoint_sha256'] == row['checkpoint_sha256']
+    else:  # left out of git only when too large for it (the card, config and hparams are committed regardless)
+        assert model_stats(entry.model, img_size=entry.input_size[-1]).params * 4 > MAX_WEIGHTS_IN_GIT
     card = ModelCard.load(folder / 'README.md')
     metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert metrics == {'accuracy': row['top1'], 'top_5_accuracy': row['top5']}
@@ -368,7 +372,8 @@ def test_committed_publication_matches_registry_and_results(entry):
     assert hparams['model'] == entry.model and hparams['dataset'] == entry.dataset
 
 
-@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits'], ids=lambda e: e.name)
+@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits' and (
+    REPO / e.published / 'model.safetensors').exists()], ids=lambda e: e.name)
 def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path):
     """The tag, loaded offline from a Hub cache of the committed folder, validates to the committed top-1."""
     cache = tmp_path / 'hf-cache'

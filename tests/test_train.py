@@ -182,6 +182,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained: Path, tmp_path: 
                       '--experiment', 'exp', '--resume', 'auto', '--mean', '0', '0', '0', '--std', '0', '0', '0'],
                      cwd=tmp_path)
     assert_one_line_error(proc, 'training loss is nan', 'last good checkpoint')
+    assert proc.returncode == 3  # divergence, which train/study.py tells apart from bad input (1)
     assert {name: sha256(exp / name) for name in before} == before
     assert not list(exp.glob('checkpoint-*.pth.tar'))
 

@@ -16,6 +16,7 @@ from timm_nf.hub.card import paper_rows
 from timm_nf.paper import TABLE2, TABLE4, call_str
 from timm_nf.pretrained import PUBLISHED
 from timm_nf.profile import model_stats
+from timm_nf.study import RESULTS_FILE, claim_verdicts, load_results, results_table
 
 FAMILIES = {
     'crelu_resnet': 'CReLU ResNets and their ReLU / plain baselines (Shang, Chiu & Sohn, AAAI 2017)',
@@ -73,6 +74,28 @@ def _pretrained_lines() -> List[str]:
     return lines
 
 
+def _study_lines() -> List[str]:
+    """The reproduction study's measured table, with the paper's numbers side by side (docs/REPRODUCTION.md)."""
+    if not RESULTS_FILE.exists():  # an installed wheel without the repository's docs
+        return []
+    results = load_results()
+    lines = [
+        '## Reproduction study: Table 2 at small scale',
+        '',
+        f"Every Table 2 row (and four extensions) as a CIFAR-layout ResNet-{results['depth']}, trained with "
+        f"`train/study.py` on the embedded digits, {len(results['seeds'])} seeds each; median (min-max) over the "
+        'seeds. Validation error alone cannot order the rows (one image is 0.28%); see '
+        '[docs/REPRODUCTION.md](docs/REPRODUCTION.md) for the training curves, the signal propagation and Table 1 '
+        'statistics and the method. The paper\'s column is its CIFAR ResNet-110 test error.',
+        '',
+    ]
+    lines += results_table(results, link='docs/reproduction/runs/')
+    lines += ['', "The paper's qualitative claims at this scale:", '']
+    lines += [f"- {c['claim']}: **{c['verdict']}**" for c in claim_verdicts(results)]
+    lines.append('')
+    return lines
+
+
 def render() -> str:
     lines = [
         '# Model cards',
@@ -104,6 +127,7 @@ def render() -> str:
                 f'{_paper_row_cell(name)} | {_tag_cell(name)} |')
         lines.append('')
     lines += _pretrained_lines()
+    lines += _study_lines()
     lines += [
         '## Paper rows -> calls',
         '',

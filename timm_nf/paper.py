@@ -1,12 +1,13 @@
 """The published results the study compares against, and the call that builds each row's model.
 
-Shang, Chiu & Sohn (AAAI 2017): Table 2 (CIFAR test error %, ResNet-110, median of 5 runs) and Table 4 (ImageNet
-validation error %, single crop). Numbers are copied from the paper (`shared/seeds/000_*`).
+Shang, Chiu & Sohn (AAAI 2017): Table 1 (statistics of the features after the last activation), Table 2 (CIFAR
+test error %, ResNet-110, median of 5 runs) and Table 4 (ImageNet validation error %, single crop). Numbers are
+copied from the paper (`shared/seeds/000_*`).
 """
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-__all__ = ['PaperRow', 'TABLE2', 'TABLE4', 'call_str']
+__all__ = ['PaperRow', 'StudyRow', 'Table1Row', 'TABLE1', 'TABLE2', 'TABLE4', 'call_str', 'study_rows']
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,64 @@ def _table4_row(depth: int, act: str, norm: str) -> PaperRow:
 
 
 TABLE4 = tuple(_table4_row(depth, act, norm) for (depth, act, norm) in _T4_ERRORS)
+
+
+
+@dataclass(frozen=True)
+class Table1Row:
+    """Shang et al. Table 1: mean +- std of the activations after the last ReLU (before the classifier) and their
+    non-zero ratio (NZR), of their trained ResNet-110s. The paper's "NormProp" here has a CReLU variant, which
+    Table 2 only has for NormProp2, so it is taken as NormProp2."""
+    norm: str
+    act: str
+    mean: float
+    std: float
+    nzr: float
+
+
+TABLE1 = (
+    Table1Row('Plain', 'ReLU', 30.81, 36.69, 0.14),
+    Table1Row('NormProp2', 'ReLU', 28.68, 33.58, 0.21),
+    Table1Row('BatchNorm', 'ReLU', 3.77, 4.43, 0.51),
+    Table1Row('Plain', 'CReLU', 24.53, 26.02, 0.50),
+    Table1Row('NormProp2', 'CReLU', 10.41, 10.28, 0.50),
+    Table1Row('BatchNorm', 'CReLU', 1.94, 1.99, 0.50),
+)
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One row of the small-scale reproduction (`train/study.py`): a registered name that fully determines it.
+
+    Args:
+        model: Registered name (no keyword arguments, so its weights can carry a pretrained tag).
+        norm: Normalization as the paper's tables name it.
+        act: Activation.
+        paper: The Table 2 row it reproduces (at depth 110 in the paper); None for an extension.
+    """
+    model: str
+    norm: str
+    act: str
+    paper: Optional[PaperRow] = None
+
+    @property
+    def label(self) -> str:
+        return f'{self.norm} {self.act}'
+
+    @property
+    def extension(self) -> bool:
+        return self.paper is None
+
+
+def study_rows(depth: int = 56) -> Tuple[StudyRow, ...]:
+    """Table 2's rows at a CIFAR depth, then the extensions: NormProp3 (from Table 4) and the NF-ResNet (Brock et al.).
+
+    Args:
+        depth: CIFAR-layout depth with registered row names (56 or 110).
+    """
+    rows = tuple(StudyRow(p.model.replace('resnet110', f'resnet{depth}'), p.norm, p.act, p) for p in TABLE2)
+    return rows + (
+        StudyRow(f'normprop_resnet{depth}_v3', 'NormProp3', 'ReLU'),
+        StudyRow(f'normprop_resnet{depth}_v3_crelu', 'NormProp3', 'CReLU'),
+        StudyRow(f'nf_resnet{depth}', 'NF (scaled WS)', 'ReLU'),
+        StudyRow(f'nf_resnet{depth}_crelu', 'NF (scaled WS)', 'CReLU'),
+    )

@@ -19,10 +19,17 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
+from timm_nf.paper import StudyRow, study_rows
 
-__all__ = ['PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'find_published', 'load_results_row']
+__all__ = [
+    'MAX_WEIGHTS_IN_GIT', 'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'find_published',
+    'load_results_row',
+]
 
 HUB_NAMESPACE = 'timm-nf'
+# Published weights larger than this stay out of git (listed in .gitignore); their card, config.json and hparams
+# are committed, and the weights are fetched from the Hub once pushed.
+MAX_WEIGHTS_IN_GIT = 5_000_000
 HUB_URL = 'https://huggingface.co'
 # Paths of entries (`recipe`, `results`, `published`) are relative to the repository root.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +55,7 @@ class PretrainedWeights:
         std: Normalization std.
         label_names: Class names by classifier index.
         license: License of the weights.
+        origin: How the weights were chosen, for the card (e.g. the study row and seed selection); may be empty.
     """
     model: str
     tag: str
@@ -64,6 +72,7 @@ class PretrainedWeights:
     std: Tuple[float, ...]
     label_names: Optional[Tuple[str, ...]] = None
     license: str = 'apache-2.0'
+    origin: str = ''
 
     @property
     def name(self) -> str:
@@ -124,24 +133,49 @@ def load_results_row(path: Path) -> Dict[str, Any]:
     return data
 
 
-PUBLISHED: Tuple[PretrainedWeights, ...] = (
-    PretrainedWeights(
-        model='crelu_resnet20',
+def digits_weights(model: str, recipe: str, img_size: int, origin: str = '') -> PretrainedWeights:
+    """A `<model>.digits` tag: weights trained on the embedded digits at `img_size` with `recipe`, published by
+    `hub/publish.py` into `hub/published/<model>.digits` from the results file `hub/results/<model>.digits.json`."""
+    return PretrainedWeights(
+        model=model,
         tag='digits',
         dataset='digits',
-        dataset_name="scikit-learn's 8x8 handwritten digits (UCI optdigits), upsampled to 32x32 RGB",
-        recipe='train/recipes/digits.yaml',
-        results='hub/results/crelu_resnet20.digits.json',
-        published='hub/published/crelu_resnet20.digits',
+        dataset_name=f"scikit-learn's 8x8 handwritten digits (UCI optdigits), upsampled to {img_size}x{img_size} RGB",
+        recipe=recipe,
+        results=f'hub/results/{model}.digits.json',
+        published=f'hub/published/{model}.digits',
         num_classes=10,
-        input_size=(3, 32, 32),
+        input_size=(3, img_size, img_size),
         crop_pct=1.0,
         interpolation='bilinear',
         mean=CIFAR10_MEAN,
         std=CIFAR10_STD,
         label_names=tuple(str(i) for i in range(10)),
-    ),
-)
+        origin=origin,
+    )
+
+
+def _study_weights(row: StudyRow) -> PretrainedWeights:
+    """The best seed of one row of the reproduction study (`train/study.py`, docs/REPRODUCTION.md)."""
+    if row.paper is not None:
+        c10, c100 = row.paper.errors
+        what = (f"Table 2's {row.label} row (the paper's ResNet-110: {c10:.2f}% / {c100:.2f}% CIFAR-10 / "
+                f'CIFAR-100 test error)')
+    else:
+        what = f'the {row.label} row (an extension of the paper\'s Table 2)'
+    return digits_weights(row.model, 'train/recipes/study_digits.yaml', 16, origin=(
+        f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final training '
+        f"loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017): "
+        '`python train/study.py run`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
+        "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."))
+
+
+# Study rows without weights: every seed diverged at every lr of the halving rule (docs/REPRODUCTION.md).
+UNTRAINED_STUDY_ROWS = ('normprop_resnet56_v1', 'crelu_resnet56_plain', 'crelu_resnet56_plain_nobias')
+
+PUBLISHED: Tuple[PretrainedWeights, ...] = (
+    digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32),
+) + tuple(_study_weights(row) for row in study_rows(56) if row.model not in UNTRAINED_STUDY_ROWS)
 
 
 def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:

@@ -17,6 +17,7 @@ Examples:
 
 Outputs go to `<output>/<experiment>/` (rank 0 only): args.yaml, summary.csv, train.log, last.pth.tar,
 model_best.pth.tar and the best `--checkpoint-hist` checkpoint-<epoch>.pth.tar files.
+Exit status: 0 done, 1 bad input or a fault (one `error: ...` line), 3 stopped on a NaN / infinite loss.
 """
 import argparse
 import importlib
@@ -34,7 +35,7 @@ except ImportError:
 from timm.utils import ParseKwargs, setup_default_logging
 
 from timm_nf.data import DatasetError
-from timm_nf.training import RunError, parse_args_with_config, run_training
+from timm_nf.training import NonFiniteLossError, RunError, parse_args_with_config, run_training
 
 _logger = logging.getLogger('train')
 
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit status of a run stopped by a NaN / infinite loss, so that a study can tell divergence from bad input (1).
+EXIT_NONFINITE_LOSS = 3
+
+
 def main(argv=None) -> int:
     setup_default_logging()
     parser = build_parser()
@@ -259,7 +264,7 @@ def main(argv=None) -> int:
         rank = os.environ.get('RANK')
         prefix = f'[rank {rank}] ' if rank not in (None, '0') else ''
         print(f'{prefix}error: {e}', file=sys.stderr, flush=True)
-        return 1
+        return EXIT_NONFINITE_LOSS if isinstance(e, NonFiniteLossError) else 1
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():

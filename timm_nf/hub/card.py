@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+import yaml
 
 import timm
 from huggingface_hub import EvalResult, ModelCardData
@@ -125,6 +126,23 @@ def _front_matter(pub: Any, config: Dict[str, Any], dataset_id: str, dataset_des
     return '---\n' + data.to_yaml() + '\n---\n'
 
 
+def _run_summary(hparams_text: Optional[str]) -> str:
+    """'seed 1, lr 0.025, batch 32, 30 epochs' from the run's args.yaml (empty when it was not recorded)."""
+    if not hparams_text:
+        return ''
+    try:
+        args = yaml.safe_load(hparams_text)
+    except yaml.YAMLError:
+        return ''
+    if not isinstance(args, dict):
+        return ''
+    parts = [f'{label} {args[key]}' for key, label in (('seed', 'seed'), ('lr', 'lr'), ('batch_size', 'batch'))
+             if args.get(key) is not None]
+    if args.get('epochs') is not None:
+        parts.append(f"{args['epochs']} epochs")
+    return ', '.join(parts)
+
+
 def render_card(pub: Any, config: Dict[str, Any]) -> str:
     """Model card of a `timm_nf.hub.Publication` whose `config.json` is `config`."""
     arch = pub.model_name
@@ -168,6 +186,11 @@ def render_card(pub: Any, config: Dict[str, Any]) -> str:
     hp = '[train_hparams.yaml](train_hparams.yaml)' if pub.hparams_text else 'not recorded'
     lines.append('- **Recipe:** timm-nf `train/train.py`' + (f' with `{recipe}`' if recipe else '') +
                  f'; the run\'s arguments: {hp}')
+    run = _run_summary(pub.hparams_text)
+    if run:
+        lines.append(f'- **Training run:** {run}')
+    if pub.registry_entry is not None and pub.registry_entry.origin:
+        lines.append(f'- **Origin:** {pub.registry_entry.origin}')
     which = 'EMA weights' if pub.use_ema else 'model weights (not EMA)'
     epoch = f' after epoch {pub.epoch}' if pub.epoch is not None else ''
     lines.append(f'- **Weights:** {which}{epoch} of the checkpoint with sha256 `{pub.checkpoint_sha256}`')

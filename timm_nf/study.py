@@ -1,0 +1,311 @@
+"""Results of the small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017), Table 2 (`train/study.py`).
+
+This module reads the study's run directories, aggregates each row over its seeds, checks the paper's qualitative
+claims against the measurements, and renders the tables `docs/REPRODUCTION.md` and `MODEL_CARDS.md` show. The
+committed aggregate is `docs/reproduction/results.json`; the per-run files it comes from are committed under
+`docs/reproduction/runs/` in the layout the study writes:
+
+    <runs>/<model>/seed<S>-lr<LR>/summary.csv   train.py's per-epoch log (train_loss, eval_top1, ...)
+    <runs>/<model>/seed<S>-lr<LR>/study.json    the run's outcome: trained, or diverged (and why)
+
+Digits saturates near 99% and one validation image is 0.28%, so validation error alone cannot order the rows:
+the comparisons also use the final training loss, the epochs to reach 95% validation top-1 and divergence at the
+base lr.
+"""
+import csv
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from timm_nf.paper import TABLE1, StudyRow, study_rows
+
+__all__ = [
+    'BASE_LR', 'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'SEEDS',
+    'TARGET_TOP1', 'SeedResult', 'claim_verdicts', 'classify_run', 'collect_study', 'load_results', 'lr_name',
+    'read_outcome', 'read_summary', 'results_table', 'run_dir',
+]
+
+RESULTS_FILE = Path(__file__).resolve().parents[1] / 'docs' / 'reproduction' / 'results.json'
+SEEDS = (0, 1, 2)
+# The paper's initial lr 0.1 at batch 128, at the study's batch 32 by linear scaling (train/recipes/study_digits.yaml).
+BASE_LR = 0.025
+MAX_HALVINGS = 4  # 0.025 ... 0.0015625
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the 10 digits
+# A run that ends with its training loss within 5% of chance learned nothing: measured here, plain CReLU ResNet-56s
+# whose loss did not explode sat at 2.3025-2.3028 (uniform output) for all 30 epochs.
+CHANCE_LEVEL = 0.95 * CHANCE_LOSS
+EXIT_NONFINITE_LOSS = 3  # train/train.py's exit status for a NaN / infinite loss
+TARGET_TOP1 = 95.0
+VAL_IMAGES = 360  # digits validation split: one image is 100 / 360 = 0.28% of error
+
+
+def lr_name(lr: float) -> str:
+    return f'{lr:g}'
+
+
+def run_dir(runs: Path, model: str, seed: int, lr: float) -> Path:
+    return Path(runs) / model / f'seed{seed}-lr{lr_name(lr)}'
+
+
+def read_outcome(path: Path) -> Optional[Dict[str, Any]]:
+    """The `study.json` of a finished run, or None while the run has not finished."""
+    try:
+        return json.loads((Path(path) / 'study.json').read_text())
+    except FileNotFoundError:
+        return None
+
+
+def read_summary(path: Path) -> List[Dict[str, float]]:
+    """train.py's summary.csv (one dict of floats per epoch); empty when the run wrote none."""
+    try:
+        with open(Path(path) / 'summary.csv', newline='') as f:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
+
+
+@dataclass
+class SeedResult:
+    """One seed of one row: the runs of the lr-halving rule and the metrics of the run that trained."""
+    seed: int
+    lrs_diverged: List[float] = field(default_factory=list)
+    diverge_reasons: List[str] = field(default_factory=list)
+    lr: Optional[float] = None  # the lr that trained; None if every lr diverged or the seed is unfinished
+    val_error: Optional[float] = None  # final epoch, %
+    train_loss: Optional[float] = None  # mean over the final epoch
+    epochs_to_target: Optional[int] = None  # first epoch (1-based) with validation top-1 >= TARGET_TOP1
+    train_loss_curve: List[float] = field(default_factory=list)
+    val_top1_curve: List[float] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.lr is not None or len(self.lrs_diverged) > MAX_HALVINGS
+
+
+def _collect_seed(runs: Path, model: str, seed: int) -> SeedResult:
+    result = SeedResult(seed)
+    for k in range(MAX_HALVINGS + 1):
+        lr = BASE_LR / 2 ** k
+        outcome = read_outcome(run_dir(runs, model, seed, lr))
+        if outcome is None:
+            break
+        if outcome['status'] == 'diverged':
+            result.lrs_diverged.append(lr)
+            result.diverge_reasons.append(outcome['reason'])
+            continue
+        summary = read_summary(run_dir(runs, model, seed, lr))
+        result.lr = lr
+        result.val_error = round(100.0 - summary[-1]['eval_top1'], 4)
+        result.train_loss = summary[-1]['train_loss']
+        result.train_loss_curve = [r['train_loss'] for r in summary]
+        result.val_top1_curve = [r['eval_top1'] for r in summary]
+        result.epochs_to_target = next(
+            (i + 1 for i, r in enumerate(summary) if r['eval_top1'] >= TARGET_TOP1 - 1e-6), None)
+        break
+    return result
+
+
+def classify_run(exit_status: int, summary: List[Dict[str, float]]) -> Tuple[str, str]:
+    """('trained' | 'diverged', reason) of a finished train.py run, by the study's rule.
+
+    Raises:
+        ValueError: The run failed for another reason (bad input, a crash): not a result of the study.
+    """
+    if exit_status == EXIT_NONFINITE_LOSS:
+        return 'diverged', 'non-finite training loss (see console.log)'
+    if exit_status != 0 or not summary:
+        raise ValueError(f'train.py exited with status {exit_status} after {len(summary)} epochs')
+    final = summary[-1]['train_loss']
+    if final >= CHANCE_LEVEL:
+        return 'diverged', f'final training loss {final:.4f} at chance level (ln 10 = {CHANCE_LOSS:.4f})'
+    return 'trained', ''
+
+
+def _spread(values: Sequence[Optional[float]]) -> Dict[str, Any]:
+    """Median, min and max of the seeds' values. None stands for "never" (epochs to a target that was not reached):
+    it sorts above every number, and a statistic that lands on it is None."""
+    if not values:
+        return dict(median=None, min=None, max=None, values=[])
+    vals = [math.inf if v is None else v for v in values]
+    stats = (statistics.median(vals), min(vals), max(vals))
+    return dict(zip(('median', 'min', 'max'), (None if math.isinf(x) else x for x in stats)), values=list(values))
+
+
+def _row_summary(row: StudyRow, seeds: List[SeedResult]) -> Dict[str, Any]:
+    # A finished seed that diverged at every lr has no metrics: it counts as None ("diverged" / "never"), which ranks
+    # below every seed that trained.
+    done = [s for s in seeds if s.finished]
+    trained = [s for s in done if s.lr is not None]
+    best = min(trained, key=lambda s: (s.val_error, s.train_loss), default=None)
+    return dict(
+        model=row.model, norm=row.norm, act=row.act, label=row.label, extension=row.extension,
+        paper_errors=list(row.paper.errors) if row.paper else None,
+        seeds_finished=len(done), seeds_trained=len(trained),
+        diverged_at_base_lr=sum(BASE_LR in s.lrs_diverged for s in seeds),
+        lrs=sorted({s.lr for s in trained}, reverse=True),
+        val_error=_spread([s.val_error for s in done]),
+        train_loss=_spread([s.train_loss for s in done]),
+        epochs_to_target=_spread([s.epochs_to_target for s in done]),
+        best_seed=None if best is None else dict(seed=best.seed, lr=best.lr),
+        seeds=[asdict(s) for s in seeds],
+    )
+
+
+def collect_study(runs: Path, depth: int = 56, seeds: Sequence[int] = SEEDS) -> Dict[str, Any]:
+    """Aggregate every row of the study found under `runs` (unfinished seeds are reported as such)."""
+    rows = [_row_summary(r, [_collect_seed(Path(runs), r.model, s) for s in seeds]) for r in study_rows(depth)]
+    return dict(depth=depth, seeds=list(seeds), target_top1=TARGET_TOP1, base_lr=BASE_LR,
+                complete=all(r['seeds_finished'] == len(seeds) for r in rows), rows=rows)
+
+
+def load_results(path: Path = RESULTS_FILE) -> Dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+# --- the paper's qualitative claims, as pairs of rows (norm, act) where the second should do better ------------
+Pair = Tuple[Tuple[str, str], Tuple[str, str]]
+CLAIMS: Tuple[Tuple[str, bool, Tuple[Pair, ...]], ...] = (
+    ('CReLU helps without normalization', False, (
+        (('Plain', 'ReLU'), ('Plain', 'CReLU')),
+        (('Plain (no bias)', 'ReLU'), ('Plain (no bias)', 'CReLU')))),
+    ('CReLU helps with normalization', False, (
+        (('NormProp2', 'ReLU'), ('NormProp2', 'CReLU')),
+        (('BatchNorm', 'ReLU'), ('BatchNorm', 'CReLU')))),
+    ('NormProp2 beats NormProp', False, ((('NormProp', 'ReLU'), ('NormProp2', 'ReLU')),)),
+    ('BatchNorm is best (ReLU)', False, tuple(
+        ((n, 'ReLU'), ('BatchNorm', 'ReLU')) for n in ('Plain', 'Plain (no bias)', 'NormProp', 'NormProp2'))),
+    ('BatchNorm is best (CReLU)', False, tuple(
+        ((n, 'CReLU'), ('BatchNorm', 'CReLU')) for n in ('Plain', 'Plain (no bias)', 'NormProp2'))),
+    ('CReLU beats doubling the width', False, ((('BatchNorm (double)', 'ReLU'), ('BatchNorm', 'CReLU')),)),
+    ('Extension: CReLU helps NormProp3 and NF-ResNets', True, (
+        (('NormProp3', 'ReLU'), ('NormProp3', 'CReLU')),
+        (('NF (scaled WS)', 'ReLU'), ('NF (scaled WS)', 'CReLU')))),
+)
+# Metrics that order two rows: (key, label, largest difference that is a tie). Validation errors one image apart
+# (0.28%) are a tie: with 3 seeds a single image is noise.
+METRICS = (('train_loss', 'final train loss', 0.0), ('epochs_to_target', f'epochs to {TARGET_TOP1:g}%', 0.0),
+           ('val_error', 'val error', 100.0 / VAL_IMAGES))
+
+
+def _compare(a: Dict[str, Any], b: Dict[str, Any], threshold: float) -> str:
+    """'B' / 'A': that row is lower with no overlap of the seeds' ranges; 'b' / 'a': lower median only; '=': tie;
+    '?': a row has no trained seed."""
+    if not a['values'] or not b['values']:
+        return '?'
+    ma, mb, a_min, b_min, a_max, b_max = (math.inf if v is None else v for v in (
+        a['median'], b['median'], a['min'], b['min'], a['max'], b['max']))
+    if ma == mb or abs(ma - mb) <= threshold + 1e-9:
+        return '='
+    lower_max, higher_min = (b_max, a_min) if mb < ma else (a_max, b_min)
+    clear = lower_max < higher_min and higher_min - lower_max > threshold + 1e-9
+    return ('B' if clear else 'b') if mb < ma else ('A' if clear else 'a')
+
+
+def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Each claim's pairwise comparisons and verdict.
+
+    Rule: a claim *held* when every comparison of every pair favours the row the paper says is better (by median)
+    and at least one does so with no overlap between the seeds' ranges; it *failed* when any comparison favours
+    the other row with no overlap; otherwise it is *not separated* at this scale.
+    """
+    by_key = {(r['norm'], r['act']): r for r in results['rows']}
+    out = []
+    for claim, extension, pairs in CLAIMS:
+        comparisons = []
+        for ka, kb in pairs:
+            a, b = by_key[ka], by_key[kb]
+            marks = {key: _compare(a[key], b[key], thr) for key, _, thr in METRICS}
+            comparisons.append(dict(worse=a['model'], better=b['model'], marks=marks,
+                                    diverged=(a['diverged_at_base_lr'], b['diverged_at_base_lr'])))
+        marks = [m for c in comparisons for m in c['marks'].values()]
+        verdict = 'incomplete' if '?' in marks else 'failed' if 'A' in marks else \
+            'held' if set(marks) <= {'B', 'b'} and 'B' in marks else 'not separated'
+        out.append(dict(claim=claim, extension=extension, verdict=verdict, comparisons=comparisons))
+    return out
+
+
+# --- markdown ------------------------------------------------------------------------------------------------
+def _num(v: Optional[float], digits: int, none: str) -> str:
+    return none if v is None else f'{v:.{digits}f}'
+
+
+def _cell(s: Dict[str, Any], digits: int, none: str = 'diverged') -> str:
+    """'median (min-max)' over the seeds; `none` stands for a seed without the value."""
+    if not s['values']:
+        return '-'
+    if s['min'] is None:
+        return none
+    return f"{_num(s['median'], digits, none)} ({_num(s['min'], digits, none)}-{_num(s['max'], digits, none)})"
+
+
+def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
+    """The measured table with the paper's numbers side by side (markdown lines).
+
+    Args:
+        results: `collect_study` output.
+        link: Prefix of the links to the run directories (e.g. 'reproduction/runs/'); empty for no links.
+    """
+    n = len(results['seeds'])
+    lines = [f"| row | model | val error % | final train loss | epochs to {results['target_top1']:g}% | "
+             f"diverged at lr {results['base_lr']:g} | lr used | paper C10 / C100 error % (ResNet-110) |",
+             '|---|---|---:|---:|---:|---:|---|---:|']
+    for r in results['rows']:
+        name = f"[`{r['model']}`]({link}{r['model']}/)" if link else f"`{r['model']}`"
+        label = r['label'] + (' (extension)' if r['extension'] else '')
+        unfinished = '' if r['seeds_finished'] == n else f" ({r['seeds_finished']}/{n} seeds finished)"
+        paper = ' / '.join(f'{e:.2f}' for e in r['paper_errors']) if r['paper_errors'] else '-'
+        lines.append(
+            f"| {label}{unfinished} | {name} | {_cell(r['val_error'], 2)} | {_cell(r['train_loss'], 4)} | "
+            f"{_cell(r['epochs_to_target'], 0, 'never')} | {r['diverged_at_base_lr']}/{n} | "
+            f"{', '.join(lr_name(x) for x in r['lrs']) or '-'} | {paper} |")
+    return lines
+
+
+def claims_table(results: Dict[str, Any]) -> List[str]:
+    marks = {'B': 'better', 'b': 'better (seeds overlap)', '=': 'tie', 'a': 'worse (seeds overlap)', 'A': 'worse',
+             '?': 'no data'}
+    lines = ['| claim (paper) | expected worse -> better | ' + ' | '.join(m[1] for m in METRICS) +
+             f" | diverged at lr {results['base_lr']:g} | verdict |",
+             '|---|---|' + '---|' * len(METRICS) + '---|---|']
+    for c in claim_verdicts(results):
+        for i, comp in enumerate(c['comparisons']):
+            claim = (c['claim'] if i == 0 else '')
+            verdict = f"**{c['verdict']}**" if i == 0 else ''
+            lines.append(f"| {claim} | `{comp['worse']}` -> `{comp['better']}` | " +
+                         ' | '.join(marks[comp['marks'][k]] for k, _, _ in METRICS) +
+                         f" | {comp['diverged'][0]} -> {comp['diverged'][1]} | {verdict} |")
+    return lines
+
+
+def table1_lines(activations: List[Dict[str, Any]], results: Dict[str, Any]) -> List[str]:
+    """Shang et al. Table 1 (features after the last activation) of the trained best seeds, with the paper's."""
+    paper = {(p.norm, p.act): p for p in TABLE1}
+    feats = {r['model']: r for r in activations if r['tensor'] == 'features'}
+    lines = ['| row | model | mean +- std | NZR | paper mean +- std | paper NZR |', '|---|---|---:|---:|---:|---:|']
+    for r in results['rows']:
+        f = feats.get(r['model'])
+        if f is None:
+            continue
+        p = paper.get((r['norm'], r['act']))
+        lines.append(f"| {r['label']} | `{r['model']}` | {float(f['mean']):.2f} +- {float(f['std']):.2f} | "
+                     f"{float(f['nzr']):.2f} | " + (f'{p.mean:.2f} +- {p.std:.2f} | {p.nzr:.2f} |' if p else '- | - |'))
+    return lines
+
+
+def delta_lines(deltas: List[Dict[str, Any]], results: Dict[str, Any]) -> List[str]:
+    """Residual differences (Shang et al. Fig. 2) of the trained best seeds, summarized by halves of the net."""
+    lines = ['| row | model | median Delta, first third of blocks | median Delta, last third | max Delta | '
+             'last / first |',
+             '|---|---|---:|---:|---:|---:|']
+    for r in results['rows']:
+        vals = [float(d['delta']) for d in sorted((d for d in deltas if d['model'] == r['model']),
+                                                  key=lambda d: int(d['index']))]
+        if not vals:
+            continue
+        third = len(vals) // 3
+        lines.append(f"| {r['label']} | `{r['model']}` | {statistics.median(vals[:third]):.3g} | "
+                     f"{statistics.median(vals[-third:]):.3g} | {max(vals):.3g} | {vals[-1] / vals[0]:.3g} |")
+    return lines
