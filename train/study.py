@@ -104,7 +104,7 @@ def run_row_seed(row: StudyRow, seed: int, runs: Path, core: Optional[int], thre
 def cost_hint(model: str) -> float:
     """Multiply-accumulates per image, so that the longest runs start first and the workers finish together."""
     from timm_nf.profile import model_stats
-    return model_stats(model, img_size=16).gmacs
+    return model_stats(model, img_size=_recipe_img_size()).gmacs
 
 
 def cmd_run(args) -> int:
@@ -156,6 +156,17 @@ def _read_csv(path: Path) -> List[Dict[str, str]]:
 def _recipe_img_size() -> int:
     import yaml
     return int(yaml.safe_load(RECIPE.read_text())['img_size'])
+
+
+def best_checkpoint(runs: Path, row: Dict) -> Path:
+    """Final weights of a row's best seed (`collect_study` row with a `best_seed`)."""
+    return run_dir(runs, row['model'], row['best_seed']['seed'], row['best_seed']['lr']) / 'last.pth.tar'
+
+
+def validate_command(results_file: Path, *model_args: str) -> List[str]:
+    """train/validate.py on the digits validation split, writing its JSON results to `results_file`."""
+    return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', 'digits', '-j', '0',
+            '--results-file', str(results_file), '--results-format', 'json']
 
 
 def copy_small_files(runs: Path, data_runs: Path) -> int:
@@ -271,7 +282,7 @@ def cmd_analyze(args) -> int:
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, skipped")
             continue
-        ckpt = run_dir(args.runs, r['model'], r['best_seed']['seed'], r['best_seed']['lr']) / 'last.pth.tar'
+        ckpt = best_checkpoint(args.runs, r)
         model = create_analysis_model(r['model'], checkpoint=str(ckpt))
         # All 360 validation images; BatchNorm with its running statistics (the trained model as it is used).
         batches = dataset_batches(model, 'digits', None, 'validation', (3, img, img), batch_size=90, num_batches=4)
@@ -298,13 +309,11 @@ def cmd_publish(args) -> int:
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, not published")
             continue
-        ckpt = run_dir(args.runs, r['model'], r['best_seed']['seed'], r['best_seed']['lr']) / 'last.pth.tar'
+        ckpt = best_checkpoint(args.runs, r)
         name = f"{r['model']}.{TAG}"
         res = REPO / 'hub' / 'results' / f'{name}.json'
         for cmd in (
-                [sys.executable, str(REPO / 'train' / 'validate.py'), '--model', r['model'], '--checkpoint', str(ckpt),
-                 '--dataset', 'digits', '--img-size', str(img), '-j', '0', '--results-file', str(res),
-                 '--results-format', 'json'],
+                validate_command(res, '--model', r['model'], '--checkpoint', str(ckpt), '--img-size', str(img)),
                 [sys.executable, str(REPO / 'hub' / 'publish.py'), '--checkpoint', str(ckpt), '--model', r['model'],
                  '--tag', TAG, '--results', str(res), '--out', str(REPO / 'hub' / 'published' / name), '--verify']):
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -333,10 +342,8 @@ def cmd_revalidate(args) -> int:
             print(f'{entry.name}: no model.safetensors in {folder} (too large for git: hf download {entry.hub_id})')
             continue
         res = Path(args.tmp) / f'{entry.name}.json'
-        proc = subprocess.run(
-            [sys.executable, str(REPO / 'train' / 'validate.py'), '--model', f'local-dir:{folder}', '--pretrained',
-             '--dataset', 'digits', '-j', '0', '--results-file', str(res), '--results-format', 'json'],
-            cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(validate_command(res, '--model', f'local-dir:{folder}', '--pretrained'),
+                              cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
             return 1
