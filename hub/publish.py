@@ -13,6 +13,9 @@ Examples:
         --results hub/results/crelu_resnet20.digits.json --out hub/published/crelu_resnet20.digits --verify
     # retry a failed upload of DIR
     python hub/publish.py --out hub/published/crelu_resnet20.digits --repo-id timm-nf/crelu_resnet20.digits --push
+    # every folder of hub/published/: list them (dry run, offline), then upload those the Hub lacks, one commit each
+    python hub/publish.py --all
+    python hub/publish.py --all --push
 """
 import argparse
 import logging
@@ -25,7 +28,12 @@ except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import timm_nf  # noqa: F401
 
-from timm_nf.hub import PublishError, prepare_publication, push_folder, verify_round_trip, write_publication
+from timm_nf.hub import (
+    PublishError, plan_publications, prepare_publication, push_folder, push_publications, verify_round_trip,
+    write_publication,
+)
+
+PUBLISHED_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'hub', 'published')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--tag', default='', help='publish as the pretrained tag NAME.TAG (registered names only)')
     parser.add_argument('--repo-id', default=None, metavar='OWNER/REPO',
                         help='Hub repo (default with --tag: timm-nf/NAME.TAG)')
-    parser.add_argument('--out', required=True, metavar='DIR', help='folder to write the repo content to')
+    parser.add_argument('--out', default=None, metavar='DIR', help='folder to write the repo content to')
+    parser.add_argument('--all', nargs='?', const=PUBLISHED_ROOT, default=None, metavar='ROOT',
+                        help='every publication folder under ROOT (default hub/published/): list each folder, its '
+                             'files and target repo (dry run); with --push upload those the Hub does not hold '
+                             'identically yet, one commit each')
     ema = parser.add_mutually_exclusive_group()
     ema.add_argument('--ema', dest='use_ema', action='store_const', const=True, default=None,
                      help='publish the EMA weights')
@@ -56,10 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def publish_all(root: str, push: bool) -> int:
+    plans = plan_publications(root)
+    for plan in plans:
+        files = ', '.join(f'{name} {size / 1e6:.2f} MB' for name, size in plan.files.items())
+        print(f'{plan.folder} -> {plan.repo_id}: {files}')
+    if not push:
+        print(f'dry run: {len(plans)} folders; add --push to upload those the Hub does not hold identically yet')
+        return 0
+    for plan, result in push_publications(plans):
+        print(f'{plan.repo_id}: {result}')
+    return 0
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     args = build_parser().parse_args(argv)
     try:
+        if args.all is not None:
+            return publish_all(args.all, args.push)
+        if not args.out:
+            raise PublishError('--out DIR is required (or --all to list / upload every folder of hub/published/)')
         repo_id = args.repo_id
         if args.checkpoint:
             if not args.model:

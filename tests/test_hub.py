@@ -4,6 +4,7 @@ cache paths once, at import). Upload failures are real: offline mode and a close
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from huggingface_hub import ModelCard
 
 import timm
 from timm_nf.hub import architecture_differences, install_in_hf_cache
+from timm_nf.model_cards import FAMILIES, our_models
 from timm_nf.pretrained import MAX_WEIGHTS_IN_GIT, PUBLISHED, REPO_ROOT, find_published
-from timm_nf.profile import model_stats
 from script_helpers import REPO, assert_one_line_error, call_main, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
@@ -360,11 +361,12 @@ def test_committed_publication_matches_registry_and_results(entry):
     assert config['architecture'] == entry.model and config['num_classes'] == entry.num_classes
     assert (pcfg['input_size'], pcfg['crop_pct'], pcfg['interpolation'], pcfg['mean'], pcfg['std']) == (
         list(entry.input_size), entry.crop_pct, entry.interpolation, list(entry.mean), list(entry.std))
-    if (folder / 'model.safetensors').exists():
-        with safetensors.safe_open(str(folder / 'model.safetensors'), 'pt') as f:
-            assert f.metadata()['checkpoint_sha256'] == row['checkpoint_sha256']
-    else:  # left out of git only when too large for it (the card, config and hparams are committed regardless)
-        assert model_stats(entry.model, img_size=entry.input_size[-1]).params * 4 > MAX_WEIGHTS_IN_GIT
+    # Every tag's weights are in the repository: until a push, it is their only durable copy.
+    weights = folder / 'model.safetensors'
+    assert weights.is_file(), f'{entry.name}: no {weights}'
+    assert weights.stat().st_size <= MAX_WEIGHTS_IN_GIT
+    with safetensors.safe_open(str(weights), 'pt') as f:
+        assert f.metadata()['checkpoint_sha256'] == row['checkpoint_sha256']
     card = ModelCard.load(folder / 'README.md')
     metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert metrics == {'accuracy': row['top1'], 'top_5_accuracy': row['top5']}
@@ -372,8 +374,7 @@ def test_committed_publication_matches_registry_and_results(entry):
     assert hparams['model'] == entry.model and hparams['dataset'] == entry.dataset
 
 
-@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits' and (
-    REPO / e.published / 'model.safetensors').exists()], ids=lambda e: e.name)
+@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits'], ids=lambda e: e.name)
 def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path):
     """The tag, loaded offline from a Hub cache of the committed folder, validates to the committed top-1."""
     cache = tmp_path / 'hf-cache'
@@ -386,3 +387,76 @@ def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path
     measured, committed = json.loads(out.read_text()), entry.load_results()
     assert (measured['top1'], measured['top5'], measured['num_images']) == (
         committed['top1'], committed['top5'], committed['num_images'])
+
+
+def test_committed_folders_are_exactly_the_registered_tags():
+    folders = sorted(p.name for p in (REPO / 'hub' / 'published').iterdir() if p.is_dir())
+    assert folders == sorted(e.name for e in PUBLISHED)
+    ignored = subprocess.run(['git', 'check-ignore', '--no-index', *[str(REPO / e.published / 'model.safetensors')
+                                                                   for e in PUBLISHED]],
+                             cwd=REPO, capture_output=True, text=True)
+    assert ignored.stdout == '', f'weights git would not commit: {ignored.stdout}'
+
+
+# Architectures and tags in timm's registry --------------------------------------------------------------------
+
+OURS = [name for family in FAMILIES for name in our_models(family)]
+
+
+@pytest.mark.parametrize('name', OURS)
+def test_bare_names_are_the_architectures_without_weights(name):
+    model = timm.create_model(name, device='meta')
+    cfg = model.pretrained_cfg
+    assert not cfg.get('tag') and not cfg.get('hf_hub_id'), cfg
+    if name.startswith('nf_regnet'):  # the sizes of timm's own NF-RegNet of the same layout
+        natural = timm.get_pretrained_cfg(re.sub('_c?relu$', '', name)).input_size
+    else:
+        natural = (3, 32, 32) if model.cfg.stem == 'cifar' else (3, 224, 224)
+    assert tuple(cfg['input_size']) == tuple(natural)
+    assert name not in timm.list_pretrained()
+
+
+def test_cifar_names_default_to_32px_and_tags_carry_their_own_size():
+    for name in ('crelu_resnet56', 'crelu_resnet20'):
+        assert timm.create_model(name, device='meta').pretrained_cfg['input_size'] == (3, 32, 32)
+    tag = timm.models.get_pretrained_cfg('crelu_resnet56_relu.digits')
+    assert (tag.input_size, tag.pool_size, tag.num_classes) == ((3, 16, 16), (4, 4), 10)
+    out = timm.create_model('crelu_resnet56_relu.digits', device='meta').forward_features(
+        torch.empty(1, 3, 16, 16, device='meta'))
+    assert tuple(out.shape[-2:]) == tag.pool_size
+    with pytest.raises(RuntimeError, match='No pretrained weights exist for crelu_resnet56'):
+        timm.create_model('crelu_resnet56', pretrained=True)
+
+
+@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT='http://127.0.0.1:9')],
+                         ids=['offline', 'unreachable'])
+def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_path: Path):
+    entry = find_published('crelu_resnet56_relu', 'digits')
+    proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0'],
+               cwd=tmp_path, HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'), **env)
+    assert_one_line_error(proc, entry.name, entry.hub_id, f"local-dir:{REPO / entry.published}")
+    code = (f"import timm, timm_nf\ntry:\n    timm.create_model('{entry.name}', pretrained=True)\n"
+            "except timm_nf.pretrained.WeightsUnavailableError as e:\n    print('caught', e)\n")
+    proc = run(['-c', code], cwd=tmp_path, HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(tmp_path / 'empty'),
+               HF_HOME=str(tmp_path / 'h'))
+    assert proc.stdout.startswith('caught the weights of crelu_resnet56_relu.digits'), proc.stdout + proc.stderr
+
+
+def test_publish_all_dry_run_lists_every_folder_offline(capsys):
+    proc = publish(['--all'], capsys)
+    assert proc.returncode == 0, proc.stderr
+    for entry in PUBLISHED:
+        line = next(l for l in proc.stdout.splitlines() if l.startswith(str(REPO / entry.published) + ' '))
+        assert f'-> {entry.hub_id}:' in line and 'model.safetensors' in line and 'MB' in line
+    assert f'dry run: {len(PUBLISHED)} folders' in proc.stdout
+
+
+def test_publish_all_push_without_token_is_one_line_and_uploads_nothing(tmp_path: Path):
+    before = {e.name: snapshot(REPO / e.published) for e in PUBLISHED}
+    proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'))
+    assert_one_line_error(proc, 'no Hugging Face token', 'nothing was uploaded')
+    proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'),
+               HF_ENDPOINT='http://127.0.0.1:9', HF_TOKEN='hf_notARealTokenButSecret123')
+    assert_one_line_error(proc, 'cannot compare', 'retry with')
+    assert 'hf_notARealTokenButSecret123' not in proc.stdout + proc.stderr
+    assert {e.name: snapshot(REPO / e.published) for e in PUBLISHED} == before

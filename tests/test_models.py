@@ -104,8 +104,10 @@ def test_crelu_is_larger_and_reduced_width_matches_relu():
 def test_width_mult_gives_paper_widths():
     for mult, widths in ((0.75, (12, 24, 48)), (1.5, (24, 48, 96)), (2.0, (32, 64, 128))):
         model = timm.create_model('crelu_resnet20', width_mult=mult)
-        assert tuple(info['num_chs'] for info in model.feature_info[1:]) == widths
+        assert tuple(stage[0].branch.conv1.out_channels for stage in model.stages) == widths
         assert model.stem.conv.out_channels == widths[0]
+        # the last stage's features are a CReLU of its sum: twice its width
+        assert tuple(info['num_chs'] for info in model.feature_info[1:]) == widths[:2] + (2 * widths[2],)
 
 
 def test_crelu_placement_basic_block():
@@ -190,11 +192,15 @@ def test_activation_gains_give_unit_second_moment_scale(act):
 def test_initialization_follows_papers():
     bn = timm.create_model('crelu_resnet56_relu')
     plain = timm.create_model('crelu_resnet56_relu_plain')
+    normprop = timm.create_model('normprop_resnet56')
     w_bn = bn.stages[1][3].branch.conv1.weight
     w_plain = plain.stages[1][3].branch.conv1.weight
-    # He (MSR, fan-out) for BatchNorm models, Xavier for the others (Shang et al., Experiments).
+    w_normprop = normprop.stages[1][3].branch.conv1.weight
+    # He (MSR, fan-out) for BatchNorm models (Shang et al., Experiments; fb.resnet.torch). "Xavier" for the others,
+    # read as Torch7's default for the plain networks and as Glorot normal for NormProp (docs/REPRODUCTION.md).
     assert abs(w_bn.std().item() / (2 / (32 * 9)) ** 0.5 - 1) < 0.1
-    assert abs(w_plain.std().item() / (2 / (32 * 9 + 32 * 9)) ** 0.5 - 1) < 0.1
+    assert abs(w_plain.std().item() / (1 / (3 * 32 * 9)) ** 0.5 - 1) < 0.1
+    assert abs(w_normprop.std().item() / (2 / (32 * 9 + 32 * 9)) ** 0.5 - 1) < 0.1
     nf = timm.create_model('nf_resnet20')
     assert all(b.skip_gain.item() == 0 for stage in nf.stages for b in stage)  # zero-initialized branches
 

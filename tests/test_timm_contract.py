@@ -33,7 +33,9 @@ def test_timm_model_contract():
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     passed = int(re.search(r'(\d+) passed', summary).group(1))
     # forward, backward, torchscript, features, fx forward, fx backward, and default_cfgs once per pretrained cfg
-    # (the untagged one plus each published tag): none may be skipped or deselected by a filter.
-    n_cfgs = sum(max(1, len(timm.list_pretrained(name))) for name in CONTRACT_MODELS)
+    # (the architecture's own, untagged and without weights, plus each published tag): none may be skipped or
+    # deselected by a filter.
+    n_cfgs = sum(len(timm.list_models(name, include_tags=True)) for name in CONTRACT_MODELS)
+    assert n_cfgs == len(CONTRACT_MODELS) + sum(len(timm.list_pretrained(name)) for name in CONTRACT_MODELS)
     assert passed == 6 * len(CONTRACT_MODELS) + n_cfgs, summary
     assert 'failed' not in summary and 'skipped' not in summary, summary

@@ -208,10 +208,16 @@ def _bad_run(tmp_path: Path, capsys, *extra: str, model: str = 'crelu_resnet20')
     (['--train-split', 'test'], ["unknown split 'test'"]),
     (['--resume', '/nonexistent.pth.tar'], ['does not exist']),
     (['--config', '/nonexistent.yaml'], ['config file']),
+    # a keyword value the family does not take: the key, the value and this family's choices (not the NF ones)
+    (['--model-kwargs', 'norm=layernorm'], ["norm='layernorm'", "'batchnorm', 'none', 'normprop'"]),
+    (['--model-kwargs', 'norm=none', 'weight_init=glorot'], ["weight_init='glorot'", "'torch7_default'"]),
+    (['--model-kwargs', 'last_act=gelu'], ["last_act='gelu'", "'relu', 'crelu'"]),
+    (['--model-kwargs', 'zero_init_last=True', 'norm=none'], ['zero_init_last=True', "norm='batchnorm'"]),
 ])
 def test_bad_input(tmp_path: Path, capsys, extra: List[str], phrases: List[str]):
     proc = _bad_run(tmp_path, capsys, *extra)
-    assert_one_line_error(proc, *phrases)
+    line = assert_one_line_error(proc, *phrases)
+    assert 'scaled_ws' not in line
     assert not (tmp_path / 'out').exists()  # nothing written
 
 

@@ -161,6 +161,10 @@ def test_bad_input(digits_checkpoint: Path, folder_checkpoint: Path, truncated: 
         (['--model', 'crelu_resnet20', '--data-dir', str(tmp_path / 'missing')], ['does not exist']),
         (['--model', 'crelu_resnet20', '--dataset', 'cifar10'], ['unknown dataset']),
         (['--model', 'not_a_model_xyz'], ['unknown model']),
+        (['--model', 'crelu_resnet20', '--model-kwargs', 'norm=layernorm', '--dataset', 'digits'],
+         ["norm='layernorm'", "'batchnorm', 'none', 'normprop'"]),
+        (['--model', 'normprop_resnet20', '--model-kwargs', 'normprop_consts=conv', '--dataset', 'digits'],
+         ["normprop_consts='conv'", 'normprop_version=1']),
         (['--checkpoint', str(tmp_path / 'missing.pth.tar'), '--dataset', 'digits'], ['does not exist']),
     ]
     for args, phrases in cases:

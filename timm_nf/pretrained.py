@@ -22,14 +22,15 @@ from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
 from timm_nf.paper import StudyRow, study_rows
 
 __all__ = [
-    'MAX_WEIGHTS_IN_GIT', 'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'find_published',
-    'load_results_row',
+    'MAX_WEIGHTS_IN_GIT', 'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'WeightsUnavailableError',
+    'find_published', 'load_results_row', 'unavailable_weights_error',
 ]
 
 HUB_NAMESPACE = 'timm-nf'
-# Published weights larger than this stay out of git (listed in .gitignore); their card, config.json and hparams
-# are committed, and the weights are fetched from the Hub once pushed.
-MAX_WEIGHTS_IN_GIT = 5_000_000
+# Every published tag's weights are committed with its card: until a push, the repository is their only durable
+# copy. The limit keeps the repository light enough to clone; the largest tag today is ResNet-56 at double width
+# (13.6 MB). A larger tag is a decision to take openly (e.g. Git LFS), not a file to drop from git.
+MAX_WEIGHTS_IN_GIT = 20_000_000
 HUB_URL = 'https://huggingface.co'
 # Paths of entries (`recipe`, `results`, `published`) are relative to the repository root.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -163,15 +164,17 @@ def _study_weights(row: StudyRow) -> PretrainedWeights:
                 f'CIFAR-100 test error)')
     else:
         what = f'the {row.label} row (an extension of the paper\'s Table 2)'
+    run = 'python train/study.py run' + (' --depth 110' if 'resnet110' in row.model else '')
     return digits_weights(row.model, 'train/recipes/study_digits.yaml', 16, origin=(
         f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final training '
         f"loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017): "
-        '`python train/study.py run`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
+        f'`{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
         "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."))
 
 
-# Study rows without weights: every seed diverged at every lr of the halving rule (docs/REPRODUCTION.md).
-UNTRAINED_STUDY_ROWS = ('normprop_resnet56_v1', 'crelu_resnet56_plain', 'crelu_resnet56_plain_nobias')
+# Study rows without weights: every seed diverged at every lr of the halving rule (docs/REPRODUCTION.md). Since the
+# design decisions every row trains (tests/test_study.py checks this against docs/reproduction/results.json).
+UNTRAINED_STUDY_ROWS: Tuple[str, ...] = ()
 
 PUBLISHED: Tuple[PretrainedWeights, ...] = (
     digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32),
@@ -184,3 +187,37 @@ def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:
         if entry.model == model and entry.tag == tag:
             return entry
     return None
+
+
+class WeightsUnavailableError(OSError):
+    """The weights of a pretrained tag could not be fetched from the Hub (offline, not pushed yet, no access)."""
+
+
+def _hub_unreachable(error: BaseException) -> bool:
+    """Whether `error` (from huggingface_hub, raised through timm) says the repo or file is out of reach."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    if isinstance(error, (LocalEntryNotFoundError, RepositoryNotFoundError)):
+        return True
+    status = getattr(getattr(error, 'response', None), 'status_code', None)
+    return isinstance(error, HfHubHTTPError) and status in (401, 403, 404)
+
+
+def unavailable_weights_error(
+        model: str, tag: Optional[str], error: BaseException) -> Optional[WeightsUnavailableError]:
+    """A one-line `WeightsUnavailableError` for a failed fetch of the published tag `model.tag`, or None when `error`
+    is something else (or the tag is not one of timm-nf's).
+
+    The message names the tag, its Hub repo and, when this checkout holds the published folder, the `local-dir:`
+    spec that loads the same weights without the Hub.
+    """
+    entry = find_published(model, tag) if tag else None
+    if entry is None or not _hub_unreachable(error):
+        return None
+    folder = REPO_ROOT / entry.published
+    reason = ' '.join(str(error).split()).split('. ')[0][:160].rstrip('.') or type(error).__name__
+    hint = (f"; this checkout holds them: timm.create_model('local-dir:{folder}', pretrained=True)"
+            if (folder / 'model.safetensors').is_file() else
+            f'; once the repo is pushed, `hf download {entry.hub_id}` fetches them')
+    return WeightsUnavailableError(
+        f'the weights of {entry.name} could not be fetched from the Hub repo {entry.hub_id} '
+        f'({type(error).__name__}: {reason}){hint}')

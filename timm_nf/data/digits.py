@@ -7,13 +7,16 @@ loaders take them unchanged.
 
 The split is fixed: stratified by class, seed 0, 1,437 `train` / 360 `validation` images.
 """
+import os
+import shutil
+import tempfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ['DigitsDataset', 'DIGITS_SPLITS', 'DIGITS_NUM_CLASSES', 'DIGITS_IMG_SIZE']
+__all__ = ['DigitsDataset', 'DIGITS_SPLITS', 'DIGITS_NUM_CLASSES', 'DIGITS_IMG_SIZE', 'export_image_folder']
 
 DIGITS_NUM_CLASSES = 10
 DIGITS_IMG_SIZE = 32
@@ -110,3 +113,37 @@ class DigitsDataset(Dataset):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(split={self.split!r}, num_samples={len(self)})'
+
+
+def export_image_folder(root: str) -> Dict[str, int]:
+    """Write the digits as an image folder: `<root>/train/<class>/*.png` and `<root>/validation/<class>/*.png`.
+
+    32x32 RGB PNGs, the layout timm's own `train.py --data-dir root` reads, so that timm's scripts can be run on
+    the same data as `--dataset digits`. The folder appears whole or not at all (written beside it, then renamed).
+
+    Returns:
+        Images written per split.
+
+    Raises:
+        FileExistsError: `root` exists already.
+    """
+    if os.path.exists(root):
+        raise FileExistsError(f'{root} exists; remove it or give another folder')
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.digits-', dir=parent)
+    counts = {}
+    try:
+        for split in ('train', 'validation'):
+            ds = DigitsDataset(split)
+            for cls in ds.class_to_idx:
+                os.makedirs(os.path.join(tmp, split, cls))
+            for i in range(len(ds)):
+                img, target = ds[i]
+                img.save(os.path.join(tmp, split, str(target), f'{i:04d}.png'))
+            counts[split] = len(ds)
+        os.replace(tmp, root)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+    return counts

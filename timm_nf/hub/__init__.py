@@ -10,10 +10,13 @@ from .publish import (
     CARD_FILE, CONFIG_FILE, HPARAMS_FILE, HUB_FILES, WEIGHTS_FILE, Publication, PublishError,
     architecture_differences, prepare_publication, write_publication,
 )
-from .upload import UploadError, check_publication_folder, push_folder
+from .upload import (
+    FolderPlan, UploadError, check_publication_folder, plan_publications, push_folder, push_publications,
+)
 
 __all__ = [
     'Publication', 'PublishError', 'UploadError', 'prepare_publication', 'write_publication', 'push_folder',
-    'check_publication_folder', 'install_in_hf_cache', 'verify_round_trip', 'render_card', 'paper_rows',
+    'check_publication_folder', 'plan_publications', 'push_publications', 'FolderPlan', 'install_in_hf_cache',
+    'verify_round_trip', 'render_card', 'paper_rows',
     'architecture_differences', 'HUB_FILES', 'WEIGHTS_FILE', 'CONFIG_FILE', 'CARD_FILE', 'HPARAMS_FILE',
 ]

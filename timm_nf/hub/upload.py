@@ -3,13 +3,16 @@
 The token is whatever huggingface_hub finds (`HF_TOKEN`, or the login of `hf auth login`); this module never
 reads it except to make sure an error message does not contain it, and never prints, logs or writes it.
 """
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .publish import CARD_FILE, CONFIG_FILE, HUB_FILES, WEIGHTS_FILE, PublishError
 
-__all__ = ['UploadError', 'push_folder', 'check_publication_folder']
+__all__ = ['UploadError', 'push_folder', 'check_publication_folder', 'FolderPlan', 'plan_publications',
+           'push_publications']
 
 REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE)
 
@@ -51,6 +54,21 @@ def _one_line(error: BaseException, secret: Optional[str]) -> str:
     return _redact(f'{type(error).__name__}: {text}', secret)
 
 
+def _hub_api_and_secret() -> Tuple[object, Optional[str]]:
+    # Imported here: huggingface_hub reads HF_HUB_OFFLINE / HF_ENDPOINT at import, callers may set them first.
+    import huggingface_hub
+    from huggingface_hub import HfApi
+
+    import timm
+
+    secret = None
+    try:
+        secret = huggingface_hub.get_token()  # only to redact it from error messages (and to know there is one)
+    except Exception:
+        pass
+    return HfApi(library_name='timm', library_version=timm.__version__), secret
+
+
 def push_folder(
         folder: str,
         repo_id: str,
@@ -74,18 +92,8 @@ def push_folder(
         UploadError: Any failure of the Hub calls, as one line without the token; `folder` is left unchanged.
     """
     names = check_publication_folder(folder)
-    # Imported here: huggingface_hub reads HF_HUB_OFFLINE / HF_ENDPOINT at import, callers may set them first.
-    import huggingface_hub
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    import timm
-
-    secret = None
-    try:
-        secret = huggingface_hub.get_token()  # only to redact it from error messages
-    except Exception:
-        pass
-    api = HfApi(library_name='timm', library_version=timm.__version__)
+    from huggingface_hub import CommitOperationAdd
+    api, secret = _hub_api_and_secret()
     step = 'create the repo'
     try:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
@@ -104,3 +112,89 @@ def push_folder(
         raise UploadError(f'upload to {repo_id} failed to {step} ({_one_line(e, secret)}); {folder} is intact, '
                           f'retry with `{retry}`') from None
     return str(info.commit_url)
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """One publication folder and where it goes."""
+    folder: Path
+    repo_id: str
+    files: Dict[str, int]  # name -> bytes
+
+
+def plan_publications(root: str) -> List[FolderPlan]:
+    """Every publication folder under `root` (e.g. `hub/published/`) with its files and its target Hub repo.
+
+    A folder is named after its pretrained tag (`<model>.<tag>`), whose entry in `timm_nf.pretrained.PUBLISHED`
+    names the repo. Works offline.
+
+    Raises:
+        PublishError: A folder is incomplete, holds foreign files, or is not a registered tag.
+    """
+    from timm.models import split_model_name_tag
+    from timm_nf.pretrained import find_published
+
+    base = Path(root)
+    if not base.is_dir():
+        raise PublishError(f'{root!r} is not a folder of publications')
+    plans = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        names = check_publication_folder(str(folder))
+        entry = find_published(*split_model_name_tag(folder.name))
+        if entry is None:
+            raise PublishError(f'{folder} is not a registered pretrained tag (timm_nf/pretrained.py); upload it alone '
+                               f'with `python hub/publish.py --out {folder} --repo-id OWNER/REPO --push`')
+        plans.append(FolderPlan(folder, entry.hub_id, {n: (folder / n).stat().st_size for n in names}))
+    if not plans:
+        raise PublishError(f'{root!r} holds no publication folders')
+    return plans
+
+
+def _git_blob_sha1(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
+
+
+def _same_on_hub(api, plan: FolderPlan) -> bool:
+    """Whether the repo's main branch holds exactly the folder's files (LFS files by sha256, others by git blob)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from timm_nf.training.checkpoint import file_sha256
+    try:
+        remote = {f.path: f for f in api.list_repo_tree(plan.repo_id, expand=True) if hasattr(f, 'blob_id')}
+    except RepositoryNotFoundError:
+        return False
+    if set(remote) - {'.gitattributes'} != set(plan.files):
+        return False
+    for name in plan.files:
+        f, path = remote[name], plan.folder / name
+        if f.lfs is not None:
+            if f.lfs.sha256 != file_sha256(str(path)):
+                return False
+        elif f.blob_id != _git_blob_sha1(path):
+            return False
+    return True
+
+
+def push_publications(plans: List[FolderPlan]) -> List[Tuple[FolderPlan, str]]:
+    """Upload each planned folder that the Hub does not hold identically yet, one commit per folder.
+
+    Returns:
+        (plan, commit URL or 'identical on the Hub') per folder.
+
+    Raises:
+        UploadError: No token, or a Hub call failed (one line, token redacted); folders are never modified, and
+            what was uploaded before the failure stays uploaded.
+    """
+    api, secret = _hub_api_and_secret()
+    if not secret:
+        raise UploadError('no Hugging Face token: set HF_TOKEN or run `hf auth login`; nothing was uploaded')
+    out = []
+    for plan in plans:
+        try:
+            same = _same_on_hub(api, plan)
+        except Exception as e:  # network, HTTP, auth and offline-mode errors come from several libraries
+            done = f' ({len(out)} folders done before)' if out else ''
+            raise UploadError(f'cannot compare {plan.folder} with {plan.repo_id} ({_one_line(e, secret)}){done}; '
+                              f'retry with `python hub/publish.py --all --push`') from None
+        out.append((plan, 'identical on the Hub' if same else push_folder(str(plan.folder), plan.repo_id)))
+    return out

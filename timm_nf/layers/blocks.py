@@ -192,7 +192,8 @@ class PostActBlock(nn.Module):
         stride: Stride of the block.
         scheme: Normalization scheme ('batchnorm', 'none' or 'normprop').
         act_name: Activation inside the branch ('relu' or 'crelu').
-        residual_act_name: Activation after the addition (ReLU for CReLU networks: the identity path is untouched).
+        residual_act_name: Activation after the addition (ReLU for CReLU networks: the identity path is untouched;
+            the network's last block may end with a CReLU that feeds the classifier, see `ResNetCfg.last_act`).
         shortcut: 'zero_pad' or 'conv' (used only where the shape changes).
         drop_path_rate: Stochastic depth rate of the branch.
     """
@@ -221,7 +222,13 @@ class PostActBlock(nn.Module):
                 self.downsample = Downsample(
                     in_chs, out_chs, stride, scheme, act_name, avg_pool=shortcut == 'avg_conv')
         self.drop_path = _drop_path(drop_path_rate)
-        self.act = scheme.act(residual_act_name, inplace=True)
+        self.act = scheme.act(residual_act_name, inplace=True, after_addition=True)
+
+    def zero_init_last(self) -> None:
+        """Start the branch's last BatchNorm at 0, so that the block begins as its shortcut (timm's ResNets)."""
+        norms = [m for m in self.branch if isinstance(m, nn.BatchNorm2d)]
+        if norms:
+            nn.init.zeros_(norms[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)

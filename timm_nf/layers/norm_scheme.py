@@ -4,27 +4,82 @@ The study's networks differ only in these choices, so they live here once and th
 scheme for its layers:
 
 * ``batchnorm``: plain conv, BatchNorm after every conv, He (MSR) init (Shang et al.; fb.resnet.torch).
-* ``none``: plain conv, no normalization, Xavier init (Shang et al.'s "plain" rows).
+* ``none``: plain conv, no normalization (Shang et al.'s "plain" rows), initialized by `weight_init`.
 * ``normprop``: `NormPropConv2d`, no BatchNorm in the branch, BatchNorm on the identity path only where the
-  spatial size is reduced (Shang et al., footnote 2), Xavier init; version 1 adds NormProp's constants to
-  every activation.
+  spatial size is reduced (Shang et al., footnote 2), initialized by `weight_init`; version 1 adds NormProp's
+  constants to the activations (`normprop_consts` says which).
 * ``scaled_ws``: Scaled Weight Standardization (`ScaledStdConv2d`: timm's layer plus an eval cache), no
   normalization, activations scaled by the gain gamma of `ACT_GAINS` (Brock et al. 2021). `gamma_in_conv=True`
   reproduces timm's `NormFreeNet`, which folds gamma into the weight scale of *every* conv, the stem's included.
 """
+import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
+import torch
 import torch.nn as nn
 
 from .activations import act_gain, check_choice, create_act
 from .normprop import NORMPROP_VERSIONS, NormPropConv2d, normprop_act_kwargs
 from .std_conv import ScaledStdConv2d
 
-__all__ = ['NormScheme', 'NORMS', 'NF_NORM']
+__all__ = [
+    'NormScheme', 'NORMS', 'NF_NORM', 'WEIGHT_INITS', 'DEFAULT_WEIGHT_INIT', 'NORMPROP_CONSTS',
+    'DEFAULT_NORMPROP_CONSTS', 'init_unnormalized_',
+]
 
 NORMS: Tuple[str, ...] = ('batchnorm', 'none', 'normprop')  # the choices of the CReLU / NormProp families
 NF_NORM = 'scaled_ws'
+
+# Initializations of the layers of networks without BatchNorm. Shang et al. say "Xavier"; their code base
+# (fb.resnet.torch, Torch7) admits several readings, measured in docs/REPRODUCTION.md ("Design choices the paper
+# leaves open"):
+#   xavier_normal   PyTorch's Glorot normal, std sqrt(2 / (fan_in + fan_out)), zero biases.
+#   torch7_default  Torch7's `reset()` of nn.SpatialConvolution / nn.Linear (torch/nn): weights and biases
+#                   uniform in +-1/sqrt(fan_in), variance 1 / (3 fan_in); PyTorch's `reset_parameters()` alike.
+#   torch7_xavier   e-lab torch-toolbox weight-init.lua 'xavier': `m:reset(sqrt(2 / (fan_in + fan_out)))`;
+#                   Torch7's `reset(stdv)` draws uniform in +-stdv * sqrt(3), so weights *and* biases get
+#                   Glorot's variance.
+#   msr             fb.resnet.torch's init of its BatchNorm ResNets: normal, std sqrt(2 / (k * k * out)), zero
+#                   biases; the classifier keeps Torch7's default weights with a zero bias.
+WEIGHT_INITS: Tuple[str, ...] = ('xavier_normal', 'torch7_default', 'torch7_xavier', 'msr')
+# The measured defaults per scheme (docs/REPRODUCTION.md, "Initialization of the layers without BatchNorm").
+DEFAULT_WEIGHT_INIT: Dict[str, str] = {'none': 'torch7_default', 'normprop': 'xavier_normal'}
+# Where NormProp (version 1) applies its constants c1 * (relu(.) - c0): after 'all' activations (branch, stem and
+# the one after the residual addition), or only after those that follow a NormProp 'conv' (branch and stem; the
+# activation after the addition is a plain ReLU, as in NormProp2).
+NORMPROP_CONSTS: Tuple[str, ...] = ('all', 'conv')
+DEFAULT_NORMPROP_CONSTS = 'conv'  # measured: docs/REPRODUCTION.md, "Where NormProp applies its constants"
+
+
+def _fans(weight: torch.Tensor) -> Tuple[int, int]:
+    """(fan_in, fan_out) as Torch7 counts them: input / output planes times the kernel area."""
+    receptive = weight[0, 0].numel() if weight.dim() > 2 else 1
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+@torch.no_grad()
+def init_unnormalized_(module: nn.Module, method: str) -> None:
+    """Initialize a conv or linear layer of a network without BatchNorm by `method` (one of `WEIGHT_INITS`)."""
+    check_choice('weight_init', method, WEIGHT_INITS)
+    fan_in, fan_out = _fans(module.weight)
+    bias = module.bias
+    if method in ('torch7_default', 'torch7_xavier'):
+        std = math.sqrt(1.0 / (3 * fan_in)) if method == 'torch7_default' else math.sqrt(2.0 / (fan_in + fan_out))
+        bound = std * math.sqrt(3.0)
+        nn.init.uniform_(module.weight, -bound, bound)
+        if bias is not None:
+            nn.init.uniform_(bias, -bound, bound)
+        return
+    if method == 'xavier_normal':
+        nn.init.xavier_normal_(module.weight)
+    elif isinstance(module, nn.Linear):  # msr: fb.resnet.torch leaves its classifier at Torch7's default
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(module.weight, -bound, bound)
+    else:
+        nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+    if bias is not None:
+        nn.init.zeros_(bias)
 
 
 @dataclass(frozen=True)
@@ -39,16 +94,30 @@ class NormScheme:
         ws_eps: Epsilon added to the weight variance by scaled WS.
         gamma_in_conv: scaled_ws only: fold the activation gain into every conv's weight scale as timm does,
             instead of scaling the activations as the paper does.
+        weight_init: 'none' and 'normprop' only: initialization of convs and classifier (`WEIGHT_INITS`); None
+            takes the scheme's measured default (`DEFAULT_WEIGHT_INIT`).
+        normprop_consts: 'normprop' version 1 only: which activations carry NormProp's constants
+            (`NORMPROP_CONSTS`).
     """
     name: str
     conv_bias: Optional[bool] = None
     normprop_version: int = 2
     ws_eps: float = 1e-5
     gamma_in_conv: bool = False
+    weight_init: Optional[str] = None
+    normprop_consts: str = DEFAULT_NORMPROP_CONSTS
 
     def __post_init__(self):
         check_choice('norm', self.name, NORMS + (NF_NORM,))
         check_choice('normprop_version', self.normprop_version, NORMPROP_VERSIONS)
+        if self.weight_init is not None:
+            check_choice('weight_init', self.weight_init, WEIGHT_INITS)
+        check_choice('normprop_consts', self.normprop_consts, NORMPROP_CONSTS)
+
+    @property
+    def init_method(self) -> str:
+        """Initialization of the convs and classifier of networks without BatchNorm."""
+        return self.weight_init or DEFAULT_WEIGHT_INIT[self.name]
 
     @property
     def bias(self) -> bool:
@@ -93,24 +162,27 @@ class NormScheme:
             return nn.BatchNorm2d(chs)
         return nn.Identity()
 
-    def act(self, act_name: str, inplace: bool = False) -> nn.Module:
-        """An activation with the scheme's correction: gamma (NF, paper form) or NormProp's constants (v1)."""
+    def act(self, act_name: str, inplace: bool = False, after_addition: bool = False) -> nn.Module:
+        """An activation with the scheme's correction: gamma (NF, paper form) or NormProp's constants (v1).
+
+        `after_addition` marks the activation of a post-activation block's sum, which follows no NormProp conv.
+        """
         if self.name == NF_NORM and not self.gamma_in_conv:
             return create_act(act_name, gain=act_gain(act_name), inplace=inplace)
-        if self.name == 'normprop':
+        if self.name == 'normprop' and not (after_addition and self.normprop_consts == 'conv'):
             return create_act(act_name, inplace=inplace, **normprop_act_kwargs(self.normprop_version))
         return create_act(act_name, inplace=inplace)
 
     def init_weights(self, module: nn.Module) -> None:
         """Initialize conv/linear/norm weights as the papers say (gains and skip gains are set by their layers)."""
         for m in module.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and self.name in ('none', 'normprop'):
+                init_unnormalized_(m, self.init_method)
+            elif isinstance(m, nn.Conv2d):
                 if self.name == 'batchnorm':
                     nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')  # MSR init, fb.resnet.torch
-                elif self.name == NF_NORM:
-                    nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='linear')  # as timm's NormFreeNet
                 else:
-                    nn.init.xavier_normal_(m.weight)
+                    nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='linear')  # as timm's NormFreeNet
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -119,8 +191,7 @@ class NormScheme:
             elif isinstance(m, nn.Linear):
                 if self.name == NF_NORM:
                     nn.init.normal_(m.weight, 0.0, 0.01)
-                elif self.name != 'batchnorm':
-                    nn.init.xavier_normal_(m.weight)
+                # batchnorm: Torch7's default weights (PyTorch's are alike), zero bias, as fb.resnet.torch
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 

@@ -15,13 +15,15 @@ import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, calculate_drop_path_rates, get_device_dtype, make_divisible
 from timm.models import build_model_with_cfg, checkpoint_seq
+from timm.models._pretrained import DefaultCfg
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
 from timm_nf.layers import (
-    BLOCK_KINDS, NF_NORM, NORMS, SHORTCUTS, NFBlock, NormScheme, PostActBlock, check_choice, create_attn,
-    create_stem, stem_feature_index,
+    BLOCK_KINDS, NF_NORM, NORMS, SHORTCUTS, NFBlock, NormScheme, PostActBlock, channel_mult, check_choice,
+    create_attn, create_stem, stem_feature_index,
 )
+from timm_nf.layers.norm_scheme import DEFAULT_NORMPROP_CONSTS, NORMPROP_CONSTS, WEIGHT_INITS
 from timm_nf.layers.normprop import NORMPROP_VERSIONS
 
 __all__ = [
@@ -52,6 +54,13 @@ class ResNetCfg:
     normprop_version: int = 2  # 1 NormProp, 2 NormProp2 (no constants), 3 NormProp3 (gamma fixed at 1/1.21)
     conv_bias: Optional[bool] = None  # None: no bias before BatchNorm, a bias otherwise
     width_mult: float = 1.0  # multiplies stem and stage widths (0.75 gives Shang et al.'s 12-24-48)
+    # The choices Shang et al. leave open (docs/REPRODUCTION.md, "Design choices the paper leaves open"); None takes
+    # the default decided there.
+    weight_init: Optional[str] = None  # 'none' / 'normprop': init of convs and classifier (WEIGHT_INITS)
+    zero_init_last: Optional[bool] = None  # 'batchnorm': start each branch's last BatchNorm at 0 (timm) instead of 1
+    last_act: Optional[str] = None  # activation after the last addition, feeding the classifier ('crelu': 2C features)
+    normprop_consts: Optional[str] = None  # NormProp v1: which activations carry its constants (NORMPROP_CONSTS)
+    head_init_scale: Optional[float] = None  # multiplies the classifier's initial weights and bias (timm's name)
     ch_div: int = 1  # round widths to a multiple of this (timm's NF models use 8)
     alpha: float = 0.2  # NF: variance added per block
     skip_gain: bool = True  # NF: zero-init scalar gain on the branch (DeepMind); False: zero-init last conv gain (timm)
@@ -70,7 +79,22 @@ class ResNetCfg:
     def scheme(self) -> NormScheme:
         return NormScheme(
             self.norm, conv_bias=self.conv_bias, normprop_version=self.normprop_version, ws_eps=self.ws_eps,
-            gamma_in_conv=self.gamma_in_conv)
+            gamma_in_conv=self.gamma_in_conv, weight_init=self.weight_init,
+            normprop_consts=self.normprop_consts or DEFAULT_NORMPROP_CONSTS)
+
+    @property
+    def residual_act(self) -> str:
+        """Activation on the identity path: ReLU in CReLU networks (Shang et al. Fig. 1), else the branch's."""
+        return 'relu' if self.act_layer == 'crelu' else self.act_layer
+
+    @property
+    def final_act_layer(self) -> str:
+        """Activation after the last residual addition (post-activation networks), whose output feeds the head.
+
+        By default the branch activation: a CReLU network ends with a CReLU of the last sum, so that half of the
+        classifier's inputs are non-zero (Shang et al. Table 1: "when using CReLU, the NZR is automatically 0.5").
+        """
+        return self.last_act or self.act_layer
 
     def chs(self, width: float) -> int:
         return make_divisible(width * self.width_mult, self.ch_div)
@@ -136,8 +160,7 @@ class ResidualNet(nn.Module):
         self.grad_checkpointing = False
         scheme = cfg.scheme()
         act = cfg.act_layer
-        # The identity path carries ReLU activations in CReLU networks (Shang et al. Fig. 1).
-        residual_act = 'relu' if act == 'crelu' else act
+        residual_act = cfg.residual_act
 
         stem_chs = cfg.chs(cfg.stem_chs)
         self.stem, stride, stem_feat, stem_reduction = create_stem(
@@ -174,10 +197,13 @@ class ResidualNet(nn.Module):
                     mid_chs = out_chs
                     if cfg.block == 'bottleneck':
                         mid_chs = make_divisible(out_chs * cfg.bottle_ratio, cfg.ch_div)
+                    last = stage_idx == len(cfg.depths) - 1 and block_idx == depth - 1
                     blocks.append(PostActBlock(
-                        cfg.block, prev_chs, mid_chs, out_chs, block_stride, scheme, act, residual_act,
-                        shortcut=cfg.shortcut, drop_path_rate=dpr_block,
+                        cfg.block, prev_chs, mid_chs, out_chs, block_stride, scheme, act,
+                        cfg.final_act_layer if last else residual_act, shortcut=cfg.shortcut,
+                        drop_path_rate=dpr_block,
                     ))
+                    out_chs *= channel_mult(blocks[-1].act)  # a CReLU after the last addition doubles the features
                 prev_chs = out_chs
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=prev_chs, reduction=stride, module=f'stages.{stage_idx}'))
@@ -195,6 +221,15 @@ class ResidualNet(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate)
         self.head_hidden_size = self.head.num_features
         scheme.init_weights(self)
+        if cfg.zero_init_last:
+            for m in self.modules():
+                if hasattr(m, 'zero_init_last'):
+                    m.zero_init_last()
+        head_scale = 1.0 if cfg.head_init_scale is None else cfg.head_init_scale
+        if head_scale != 1.0 and isinstance(self.head.fc, nn.Linear):
+            with torch.no_grad():
+                self.head.fc.weight.mul_(head_scale)
+                self.head.fc.bias.mul_(head_scale)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
@@ -327,6 +362,15 @@ def _check_width_mult(width_mult: Any) -> None:
         raise ValueError(f'width_mult={width_mult!r} must be a positive number (e.g. 0.75, 1.5, 2.0).')
 
 
+def _check_option(name: str, value: Any, choices: Tuple[Any, ...], applies: bool, where: str) -> None:
+    """A keyword that only some networks take: None (its default) anywhere, one of `choices` where it applies."""
+    if value is None:
+        return
+    if not applies:
+        raise ValueError(f'{name}={value!r} applies only to {where}; leave it out for this model.')
+    check_choice(name, value, choices)
+
+
 def _validate(cfg: ResNetCfg) -> None:
     check_choice('norm', cfg.norm, NORMS + (NF_NORM,))
     check_choice('act_layer', cfg.act_layer, NF_ACTS if cfg.preact else CLASSIC_ACTS)
@@ -336,12 +380,27 @@ def _validate(cfg: ResNetCfg) -> None:
     if cfg.conv_bias not in (None, True, False):
         raise ValueError(f'conv_bias={cfg.conv_bias!r} must be True or False.')
     _check_width_mult(cfg.width_mult)
+    _check_option('weight_init', cfg.weight_init, WEIGHT_INITS, cfg.norm in ('none', 'normprop'),
+                  "networks without BatchNorm (norm='none' or 'normprop'; BatchNorm networks use MSR init)")
+    _check_option('zero_init_last', cfg.zero_init_last, (True, False), cfg.norm == 'batchnorm', "norm='batchnorm'")
+    _check_option('last_act', cfg.last_act, CLASSIC_ACTS, not cfg.preact,
+                  'post-activation networks (crelu_resnet*, normprop_resnet*)')
+    _check_option('normprop_consts', cfg.normprop_consts, NORMPROP_CONSTS,
+                  cfg.norm == 'normprop' and cfg.normprop_version == 1,
+                  "NormProp version 1 (norm='normprop', normprop_version=1)")
+    if cfg.head_init_scale is not None and (isinstance(cfg.head_init_scale, bool) or not isinstance(
+            cfg.head_init_scale, (int, float)) or cfg.head_init_scale < 0):
+        raise ValueError(f'head_init_scale={cfg.head_init_scale!r} must be a number >= 0 (0 starts the classifier '
+                         f'at zero, 1 keeps its init).')
     if not (len(cfg.depths) == len(cfg.widths) == len(cfg.strides)):
         raise ValueError('depths, widths and strides need one entry per stage.')
 
 
 # Keyword arguments every family factory accepts, so a study's variants are plain data.
-STUDY_KWARGS = ('act_layer', 'norm', 'normprop_version', 'conv_bias', 'width_mult', 'depth')
+STUDY_KWARGS = (
+    'act_layer', 'norm', 'normprop_version', 'conv_bias', 'width_mult', 'depth', 'weight_init', 'zero_init_last',
+    'last_act', 'normprop_consts', 'head_init_scale', 'shortcut',
+)
 
 
 def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs: Any) -> ResidualNet:
@@ -359,6 +418,8 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
         raise ValueError(
             f'norm={changes["norm"]!r} does not apply to {variant}: NF models use scaled weight standardization '
             f"(norm='{NF_NORM}'); use crelu_resnet* or normprop_resnet* for {', '.join(map(repr, NORMS))}.")
+    if 'norm' in changes and not cfg.preact:
+        check_choice('norm', changes['norm'], NORMS)  # the choices of this family, not the NF one
     if 'width_mult' in changes:
         _check_width_mult(changes['width_mult'])
         changes['width_mult'] = cfg.width_mult * changes['width_mult']
@@ -367,15 +428,23 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
             raise ValueError(f'depth applies only to CIFAR-layout models; pick the registered name for {variant}.')
         changes['depths'] = cifar_depths(changes.pop('depth'))
     cfg = replace(cfg, **changes)  # ResidualNet validates it
-    return build_model_with_cfg(
-        ResidualNet,
-        variant,
-        pretrained,
-        cfg=cfg,
-        # One feature per stage plus the stem: CIFAR layouts have 4, not timm's default 5.
-        feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(len(cfg.depths) + 1))),
-        **kwargs,
-    )
+    tag = kwargs.get('pretrained_cfg')  # timm passes the tag of 'name.tag' here
+    try:
+        return build_model_with_cfg(
+            ResidualNet,
+            variant,
+            pretrained,
+            cfg=cfg,
+            # One feature per stage plus the stem: CIFAR layouts have 4, not timm's default 5.
+            feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(len(cfg.depths) + 1))),
+            **kwargs,
+        )
+    except OSError as e:  # huggingface_hub's offline / not-found / HTTP errors are OSErrors
+        from timm_nf.pretrained import unavailable_weights_error
+        error = unavailable_weights_error(variant, tag if isinstance(tag, str) else None, e) if pretrained else None
+        if error is None:
+            raise
+        raise error from e
 
 
 _TIMM_NF_BRANCH_KEY = re.compile(r'^(stages\.\d+\.\d+\.)(conv\d|attn)\.')
@@ -450,22 +519,30 @@ def cifar_pretrained_cfg(**kwargs: Any) -> Dict[str, Any]:
     })
 
 
-def with_pretrained_tags(cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """A family's pretrained cfgs plus a `<model>.<tag>` cfg for every published weight of its models.
+def with_pretrained_tags(default_cfgs: Dict[str, DefaultCfg]) -> Dict[str, DefaultCfg]:
+    """A family's `generate_default_cfgs` output plus a `<model>.<tag>` cfg for every published weight of its models.
 
     The published weights are listed as data in `timm_nf.pretrained.PUBLISHED`; each tag cfg is the model's own cfg
-    with the entry's Hub id, classes and preprocessing on top.
+    with the entry's Hub id, classes, input size and preprocessing on top. Tags are appended after the
+    architecture's own cfg, so that it stays the default: a bare name means the architecture at its natural input
+    size, without weights, and weights are reached by explicit tags (`crelu_resnet56.digits`). (timm's
+    `generate_default_cfgs` would make the first tag with weights the default instead.)
     """
     from timm_nf.pretrained import PUBLISHED  # imported here: timm_nf.pretrained reads this module's constants
 
-    out = dict(cfgs)
     for entry in PUBLISHED:
-        if entry.model not in cfgs:
+        if entry.model not in default_cfgs:
             continue  # another family's model
         if '.' in entry.model or not entry.tag:
             raise ValueError(f'published weights {entry!r} need a model name without tag and a tag')
-        cfg = {**cfgs[entry.model], **entry.pretrained_cfg()}
-        if tuple(cfg['input_size']) != tuple(cfgs[entry.model].get('input_size', ())):
-            cfg['pool_size'] = None  # the architecture's pool size is for its default input size
-        out[entry.name] = cfg
-    return out
+        arch = default_cfgs[entry.model]
+        own = arch.cfgs['']
+        cfg = replace(own, **entry.pretrained_cfg())
+        if own.pool_size and tuple(cfg.input_size) != tuple(own.input_size):
+            # The final feature map scales with the input (timm's tests read pool_size).
+            cfg = replace(cfg, pool_size=tuple(
+                p * i // o for p, i, o in zip(own.pool_size, cfg.input_size[1:], own.input_size[1:])))
+        arch.tags.append(entry.tag)
+        arch.cfgs[entry.tag] = cfg
+        arch.is_pretrained = True
+    return default_cfgs

@@ -3,8 +3,11 @@
 `Exploring Normalization in Deep Residual Networks with Concatenated Rectified Linear Units`
 (Wenling Shang, Justin Chiu, Kihyuk Sohn, AAAI 2017). Original code built on fb.resnet.torch.
 
-Default: BatchNorm with CReLU inside every block (Fig. 1). The study's other rows are keyword arguments of the
-same factories (`act_layer='relu'`, `norm='none'`, `conv_bias=False`, `width_mult=2.0`), and the rows that get
+Default: BatchNorm with CReLU inside every block (Fig. 1), the network ending with a CReLU of the last residual sum
+whose 2C features feed the classifier (Table 1's non-zero ratio of exactly 0.5; `last_act`). Networks without
+BatchNorm take Torch7's default init (`weight_init`). Both are choices the paper leaves open, decided by measurement
+in docs/REPRODUCTION.md. The study's other rows are keyword arguments of the same factories (`act_layer='relu'`,
+`norm='none'`, `conv_bias=False`, `width_mult=2.0`), and the rows that get
 published weights at the study's depths (56, 110) also have names of their own, whose suffix says how they
 depart from the default: `_relu` (ReLU instead of CReLU), `_plain` (no normalization), `_nobias` (convs without
 bias), `_x2` (double width).
@@ -40,7 +43,7 @@ def _create(
     return create_residual_net(variant, pretrained, cfg, **{**ROWS[row], **kwargs})
 
 
-default_cfgs = generate_default_cfgs(with_pretrained_tags({
+default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'crelu_resnet{d}': imagenet_pretrained_cfg() for d in (18, 34, 50, 101, 152)},
     **{f'crelu_resnet{d}': cifar_pretrained_cfg() for d in (20, 32, 44, 56, 110)},
     **{f'crelu_resnet{d}{row}': cifar_pretrained_cfg() for d in (56, 110) for row in ROWS if row},

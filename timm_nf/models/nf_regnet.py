@@ -55,7 +55,7 @@ def _cfg(size: str) -> Dict[str, Any]:
         interpolation='bicubic', **NF_PAPER)
 
 
-default_cfgs = generate_default_cfgs(with_pretrained_tags({
+default_cfgs = with_pretrained_tags(generate_default_cfgs({
     f'nf_regnet_{size}_{act}': _cfg(size) for size in NF_REGNET_LAYOUTS for act in ('relu', 'crelu')
 }))
 

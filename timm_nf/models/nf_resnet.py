@@ -50,7 +50,7 @@ def _nf_cifar_cfg(**kwargs: Any) -> Dict[str, Any]:
     return cifar_pretrained_cfg(**NF_PAPER, **kwargs)
 
 
-default_cfgs = generate_default_cfgs(with_pretrained_tags({
+default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'nf_resnet{d}': _nf_imagenet_cfg() for d in (18, 34, 152, 200)},
     **{f'nf_resnet{d}': _nf_cifar_cfg() for d in (20, 32, 44, 56, 110)},
     **{f'nf_resnet{d}_crelu': _nf_cifar_cfg() for d in (56, 110)},

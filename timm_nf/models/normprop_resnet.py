@@ -4,10 +4,13 @@
 (Wenling Shang, Justin Chiu, Kihyuk Sohn, AAAI 2017), building on `Normalization Propagation` (Arpit et al. 2016).
 
 Every conv is a `NormPropConv2d`; BatchNorm remains only on the identity path where the spatial size is reduced
-(their footnote 2). Defaults are the paper's best version per setting: NormProp2 for the CIFAR layout,
-NormProp3 (gamma fixed at 1/1.21) for ImageNet, with ReLU. `normprop_version` and `act_layer='crelu'` give the
-other rows of Tables 2 and 4; the rows that get published weights at the study's depths (56, 110) also have
-names of their own: `_v1` / `_v3` (version 1 / 3 instead of 2), `_crelu` (CReLU instead of ReLU).
+(their footnote 2); the original NormProp (version 1) puts its constants after the activations that follow its
+convs, not after the residual addition (`normprop_consts`, decided by measurement in docs/REPRODUCTION.md), and
+CReLU networks end with a CReLU of the last sum (`last_act`). Defaults are the paper's best version per setting:
+NormProp2 for the CIFAR layout, NormProp3 (gamma fixed at 1/1.21) for ImageNet, with ReLU. `normprop_version` and
+`act_layer='crelu'` give the other rows of Tables 2 and 4; the rows that get published weights at the study's
+depths (56, 110) also have names of their own: `_v1` / `_v3` (version 1 / 3 instead of 2), `_crelu` (CReLU instead
+of ReLU).
 """
 from typing import Any, Dict
 
@@ -39,7 +42,7 @@ def _create(
     return create_residual_net(variant, pretrained, cfg, **{**ROWS[row], **kwargs})
 
 
-default_cfgs = generate_default_cfgs(with_pretrained_tags({
+default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'normprop_resnet{d}': imagenet_pretrained_cfg() for d in (18, 34, 50, 101)},
     **{f'normprop_resnet{d}': cifar_pretrained_cfg() for d in (20, 32, 44, 56, 110)},
     **{f'normprop_resnet{d}{row}': cifar_pretrained_cfg() for d in (56, 110) for row in ROWS if row},
