@@ -9,10 +9,10 @@ import timm
 import yaml
 
 from script_helpers import REPO, run_script
-from timm_nf.paper import TABLE2, study_rows
+from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from timm_nf.study import (
-    BASE_LR, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, _compare, _spread, claim_verdicts, classify_run,
-    collect_study, load_results,
+    BASE_LR, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, _compare, _spread, all_rows, claim_verdicts, classify_run,
+    collect_all, collect_study, load_results,
 )
 
 STUDY = REPO / 'train' / 'study.py'
@@ -31,6 +31,10 @@ def test_rows_are_table2_then_the_extensions_on_registered_names():
                 assert [(n, p.shape) for n, p in ours.named_parameters()] == \
                        [(n, p.shape) for n, p in theirs.named_parameters()]
     assert len({r.label for r in study_rows()}) == len(study_rows())
+    deep = deep_study_rows()
+    assert [(r.norm, r.act) for r in deep] == [('Plain', 'ReLU'), ('BatchNorm', 'ReLU'), ('Plain', 'CReLU'),
+                                               ('BatchNorm', 'CReLU')]
+    assert all(r.paper.model == r.model for r in deep)  # the paper's own ResNet-110 rows
 
 
 def test_recipe_uses_the_study_base_lr_at_the_paper_lr_per_image():
@@ -91,12 +95,26 @@ def test_verdicts_follow_the_stated_rule():
     assert flipped['BatchNorm is best (CReLU)']['verdict'] == 'failed'
 
 
+def test_claims_of_the_paper_depth_use_the_rows_it_trains():
+    """At ResNet-110 the study trains four rows: a claim is judged on the pairs among them, or not at all."""
+    metrics = dict(train_loss=[0.1, 0.2, 0.3], epochs_to_target=[3, 4, 5], val_error=[1.0, 1.1, 1.2])
+    rows = [_row(norm, act, **metrics) for norm, act in (('Plain', 'ReLU'), ('BatchNorm', 'ReLU'), ('Plain', 'CReLU'),
+                                                          ('BatchNorm', 'CReLU'))]
+    verdicts = {c['claim']: c for c in claim_verdicts(dict(rows=rows))}
+    assert sorted(verdicts) == ['BatchNorm is best (CReLU)', 'BatchNorm is best (ReLU)',
+                                'CReLU helps with normalization', 'CReLU helps without normalization']
+    assert [(c['worse'], c['better']) for c in verdicts['CReLU helps without normalization']['comparisons']] == [
+        ('Plain-ReLU', 'Plain-CReLU')]
+
+
 def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
-    """Real train.py runs: the plain ReLU ResNet-56 (no normalization) cannot train in two steps from its exploding
-    init, so each lr counts as diverged (NaN loss, or loss above chance) and the next run halves it."""
+    """Real train.py runs: the plain ReLU ResNet-56 (no normalization) under MSR init cannot train in two steps
+    from its exploding init, so each lr counts as diverged (NaN loss, or loss above chance) and the next run halves
+    it."""
     runs = tmp_path / 'runs'
     args = ['run', '--runs', str(runs), '--models', 'crelu_resnet56_relu_plain', '--seeds', '0', '--workers', '1',
-            '--max-halvings', '1', '--', '--epochs', '1', '--train-num-samples', '64', '--val-num-samples', '32']
+            '--max-halvings', '1', '--', '--epochs', '1', '--train-num-samples', '64', '--val-num-samples', '32',
+            '--model-kwargs', 'weight_init=msr']
     proc = run_script(STUDY, args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dirs = sorted(p.name for p in (runs / 'crelu_resnet56_relu_plain').iterdir())
@@ -120,7 +138,8 @@ def test_committed_docs_are_what_the_committed_runs_give():
     proc = run_script(STUDY, ['report', '--check'], cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = load_results()
-    assert results['complete'] and results == collect_study(RESULTS_FILE.parent / 'runs')
+    assert results['complete'] and results['deep']['complete']
+    assert results == collect_all(RESULTS_FILE.parent / 'runs')
 
 
 def test_report_check_catches_an_edited_run(tmp_path: Path):
@@ -141,7 +160,7 @@ def test_report_check_catches_an_edited_run(tmp_path: Path):
 def test_every_row_that_trained_is_published_under_its_name():
     """A row's best seed is a pretrained tag `<model>.digits` exactly when some seed of the row trained."""
     from timm_nf.pretrained import find_published
-    for row in load_results()['rows']:
+    for row in all_rows(load_results()):
         entry = find_published(row['model'], 'digits')
         assert (entry is not None) == (row['best_seed'] is not None), row['model']
         if entry is not None:

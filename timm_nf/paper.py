@@ -7,7 +7,10 @@ copied from the paper (`shared/seeds/000_*`).
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ['PaperRow', 'StudyRow', 'Table1Row', 'TABLE1', 'TABLE2', 'TABLE4', 'call_str', 'study_rows']
+__all__ = [
+    'PaperRow', 'StudyRow', 'Table1Row', 'TABLE1', 'TABLE2', 'TABLE4', 'DEEP_STUDY_ROWS', 'call_str', 'deep_study_rows',
+    'study_rows',
+]
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,14 @@ def study_rows(depth: int = 56) -> Tuple[StudyRow, ...]:
         StudyRow(f'nf_resnet{depth}', 'NF (scaled WS)', 'ReLU'),
         StudyRow(f'nf_resnet{depth}_crelu', 'NF (scaled WS)', 'CReLU'),
     )
+
+
+# The rows the study also trains at the paper's own depth, ResNet-110: the four of Table 1 and Fig. 2 (plain and
+# BatchNorm, ReLU and CReLU), which carry the paper's central claim.
+DEEP_STUDY_ROWS: Tuple[Tuple[str, str], ...] = (
+    ('Plain', 'ReLU'), ('Plain', 'CReLU'), ('BatchNorm', 'ReLU'), ('BatchNorm', 'CReLU'))
+
+
+def deep_study_rows() -> Tuple[StudyRow, ...]:
+    """The `DEEP_STUDY_ROWS` of `study_rows(110)`."""
+    return tuple(r for r in study_rows(110) if (r.norm, r.act) in DEEP_STUDY_ROWS)

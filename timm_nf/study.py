@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from timm_nf.paper import TABLE1, StudyRow, study_rows
+from timm_nf.paper import TABLE1, StudyRow, deep_study_rows, study_rows
 
 __all__ = [
     'BASE_LR', 'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'SEEDS',
-    'TARGET_TOP1', 'SeedResult', 'claim_verdicts', 'classify_run', 'collect_study', 'load_results', 'lr_name',
-    'read_outcome', 'read_summary', 'results_table', 'run_dir',
+    'TARGET_TOP1', 'SeedResult', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all', 'collect_study',
+    'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks', 'results_table', 'run_dir',
 ]
 
 RESULTS_FILE = Path(__file__).resolve().parents[1] / 'docs' / 'reproduction' / 'results.json'
@@ -154,11 +154,27 @@ def _row_summary(row: StudyRow, seeds: List[SeedResult]) -> Dict[str, Any]:
     )
 
 
-def collect_study(runs: Path, depth: int = 56, seeds: Sequence[int] = SEEDS) -> Dict[str, Any]:
-    """Aggregate every row of the study found under `runs` (unfinished seeds are reported as such)."""
-    rows = [_row_summary(r, [_collect_seed(Path(runs), r.model, s) for s in seeds]) for r in study_rows(depth)]
+def collect_study(runs: Path, depth: int = 56, seeds: Sequence[int] = SEEDS,
+                  rows: Optional[Sequence[StudyRow]] = None) -> Dict[str, Any]:
+    """Aggregate every row of the study found under `runs` (unfinished seeds are reported as such).
+
+    Args:
+        runs: Runs root.
+        depth: CIFAR-layout depth of the rows.
+        seeds: Seeds of each row.
+        rows: The rows (default: all of `study_rows(depth)`).
+    """
+    rows = study_rows(depth) if rows is None else rows
+    summaries = [_row_summary(r, [_collect_seed(Path(runs), r.model, s) for s in seeds]) for r in rows]
     return dict(depth=depth, seeds=list(seeds), target_top1=TARGET_TOP1, base_lr=BASE_LR,
-                complete=all(r['seeds_finished'] == len(seeds) for r in rows), rows=rows)
+                complete=all(r['seeds_finished'] == len(seeds) for r in summaries), rows=summaries)
+
+
+def collect_all(runs: Path, seeds: Sequence[int] = SEEDS) -> Dict[str, Any]:
+    """The whole study: every row at ResNet-56, and under 'deep' the paper-depth rows (`deep_study_rows`)."""
+    results = collect_study(runs, 56, seeds)
+    results['deep'] = collect_study(runs, 110, seeds, deep_study_rows())
+    return results
 
 
 def load_results(path: Path = RESULTS_FILE) -> Dict[str, Any]:
@@ -216,10 +232,14 @@ def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     for claim, extension, pairs in CLAIMS:
         comparisons = []
         for ka, kb in pairs:
+            if ka not in by_key or kb not in by_key:
+                continue  # a row this depth does not train (the ResNet-110 part of the study has four)
             a, b = by_key[ka], by_key[kb]
             marks = {key: _compare(a[key], b[key], thr) for key, _, thr in METRICS}
             comparisons.append(dict(worse=a['model'], better=b['model'], marks=marks,
                                     diverged=(a['diverged_at_base_lr'], b['diverged_at_base_lr'])))
+        if not comparisons:
+            continue
         marks = [m for c in comparisons for m in c['marks'].values()]
         verdict = 'incomplete' if '?' in marks else 'failed' if 'A' in marks else \
             'held' if set(marks) <= {'B', 'b'} and 'B' in marks else 'not separated'
@@ -249,16 +269,17 @@ def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
         link: Prefix of the links to the run directories (e.g. 'reproduction/runs/'); empty for no links.
     """
     n = len(results['seeds'])
-    lines = [f"| row | model | val error % | final train loss | epochs to {results['target_top1']:g}% | "
+    lines = [f"| row | model | seeds trained | val error % | final train loss | epochs to {results['target_top1']:g}% | "
              f"diverged at lr {results['base_lr']:g} | lr used | paper C10 / C100 error % (ResNet-110) |",
-             '|---|---|---:|---:|---:|---:|---|---:|']
+             '|---|---|---:|---:|---:|---:|---:|---|---:|']
     for r in results['rows']:
         name = f"[`{r['model']}`]({link}{r['model']}/)" if link else f"`{r['model']}`"
         label = r['label'] + (' (extension)' if r['extension'] else '')
         unfinished = '' if r['seeds_finished'] == n else f" ({r['seeds_finished']}/{n} seeds finished)"
         paper = ' / '.join(f'{e:.2f}' for e in r['paper_errors']) if r['paper_errors'] else '-'
         lines.append(
-            f"| {label}{unfinished} | {name} | {_cell(r['val_error'], 2)} | {_cell(r['train_loss'], 4)} | "
+            f"| {label}{unfinished} | {name} | {r['seeds_trained']}/{n} | {_cell(r['val_error'], 2)} | "
+            f"{_cell(r['train_loss'], 4)} | "
             f"{_cell(r['epochs_to_target'], 0, 'never')} | {r['diverged_at_base_lr']}/{n} | "
             f"{', '.join(lr_name(x) for x in r['lrs']) or '-'} | {paper} |")
     return lines
@@ -280,12 +301,17 @@ def claims_table(results: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def all_rows(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rows of both depths of `collect_all` output: ResNet-56, then ResNet-110."""
+    return results['rows'] + results.get('deep', {}).get('rows', [])
+
+
 def table1_lines(activations: List[Dict[str, Any]], results: Dict[str, Any]) -> List[str]:
     """Shang et al. Table 1 (features after the last activation) of the trained best seeds, with the paper's."""
     paper = {(p.norm, p.act): p for p in TABLE1}
     feats = {r['model']: r for r in activations if r['tensor'] == 'features'}
     lines = ['| row | model | mean +- std | NZR | paper mean +- std | paper NZR |', '|---|---|---:|---:|---:|---:|']
-    for r in results['rows']:
+    for r in all_rows(results):
         f = feats.get(r['model'])
         if f is None:
             continue
@@ -300,12 +326,30 @@ def delta_lines(deltas: List[Dict[str, Any]], results: Dict[str, Any]) -> List[s
     lines = ['| row | model | median Delta, first third of blocks | median Delta, last third | max Delta | '
              'last / first |',
              '|---|---|---:|---:|---:|---:|']
-    for r in results['rows']:
+    for r in all_rows(results):
+        # A block whose output has another shape than its input has no Delta (a CReLU after the last addition).
         vals = [float(d['delta']) for d in sorted((d for d in deltas if d['model'] == r['model']),
-                                                  key=lambda d: int(d['index']))]
+                                                  key=lambda d: int(d['index'])) if d['delta'] != '']
         if not vals:
             continue
         third = len(vals) // 3
         lines.append(f"| {r['label']} | `{r['model']}` | {statistics.median(vals[:third]):.3g} | "
                      f"{statistics.median(vals[-third:]):.3g} | {max(vals):.3g} | {vals[-1] / vals[0]:.3g} |")
     return lines
+
+
+def replace_blocks(text: str, blocks: Dict[str, List[str]], doc: Path, prefix: str = 'study') -> str:
+    """`text` with the lines between each pair of markers `<!-- {prefix}:{name} -->` ... `<!-- /{prefix}:{name} -->`
+    replaced by `blocks[name]`.
+
+    Raises:
+        ValueError: `text` lacks the markers of a block (the message names them and `doc`).
+    """
+    for name, lines in blocks.items():
+        begin, end = f'<!-- {prefix}:{name} -->', f'<!-- /{prefix}:{name} -->'
+        if begin not in text or end not in text:
+            raise ValueError(f'{doc} has no {begin} ... {end} markers for the generated {name} table; '
+                             f'add them where the table belongs')
+        head, rest = text.split(begin, 1)
+        text = head + begin + '\n' + '\n'.join(lines) + '\n' + end + rest.split(end, 1)[1]
+    return text

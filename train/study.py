@@ -12,9 +12,13 @@ Run directories: `<runs>/<model>/seed<S>-lr<LR>/` (train.py's outputs plus `stud
 `console.log`). Every command can be stopped and re-run: finished runs are skipped, an interrupted one continues
 from its last checkpoint (`--resume auto`).
 
+At the paper's own depth (`run --depth 110`) the study trains the four rows of its Table 1 and Fig. 2: plain and
+BatchNorm, with ReLU and with CReLU (`timm_nf.paper.deep_study_rows`).
+
 Commands:
     # train the grid (2 workers, one core each), then aggregate and write docs/REPRODUCTION.md's tables
     python train/study.py run --runs output/study
+    python train/study.py run --runs output/study --depth 110
     python train/study.py report --runs output/study
     # trained-model statistics (SPP, Delta, Table 1) of each row's best seed, and publishing of the best seeds
     python train/study.py analyze --runs output/study
@@ -35,10 +39,10 @@ from typing import Dict, List, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timm_nf.paper import StudyRow, study_rows  # noqa: E402
+from timm_nf.paper import StudyRow, deep_study_rows, study_rows  # noqa: E402
 from timm_nf.study import (  # noqa: E402
-    BASE_LR, MAX_HALVINGS, SEEDS, claims_table, classify_run, collect_study, delta_lines, lr_name, read_outcome,
-    read_summary, results_table, run_dir, table1_lines,
+    BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
+    read_outcome, read_summary, replace_blocks, results_table, run_dir, table1_lines,
 )
 from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
@@ -108,7 +112,8 @@ def cost_hint(model: str) -> float:
 
 
 def cmd_run(args) -> int:
-    rows = [r for r in study_rows(args.depth) if not args.models or r.model in args.models]
+    grid = deep_study_rows() if args.depth == 110 else study_rows(args.depth)  # the paper's depth: four rows
+    rows = [r for r in grid if not args.models or r.model in args.models]
     cost = {r.model: cost_hint(r.model) for r in rows}
     jobs = sorted(((r, s) for r in rows for s in args.seeds), key=lambda j: -cost[j[0].model])
     todo: 'queue.Queue' = queue.Queue()
@@ -163,6 +168,31 @@ def best_checkpoint(runs: Path, row: Dict) -> Path:
     return run_dir(runs, row['model'], row['best_seed']['seed'], row['best_seed']['lr']) / 'last.pth.tar'
 
 
+def published_run(row: Dict) -> Optional[Path]:
+    """The committed weights of a row's best seed, when its published folder holds exactly that run."""
+    import yaml
+    folder = REPO / 'hub' / 'published' / f"{row['model']}.{TAG}"
+    try:
+        hparams = yaml.safe_load((folder / 'train_hparams.yaml').read_text())
+    except FileNotFoundError:
+        return None
+    same = (hparams.get('seed'), hparams.get('lr')) == (row['best_seed']['seed'], row['best_seed']['lr'])
+    weights = folder / 'model.safetensors'
+    return weights if same and weights.is_file() else None
+
+
+def best_weights(runs: Path, row: Dict) -> Path:
+    """A row's best-seed weights: the run's checkpoint, or (runs of an earlier session) the published copy of it."""
+    ckpt = best_checkpoint(runs, row)
+    if ckpt.is_file():
+        return ckpt
+    published = published_run(row)
+    if published is None:
+        raise SystemExit(f"error: {row['model']}: neither {ckpt} nor a published copy of seed "
+                         f"{row['best_seed']['seed']} exists; rerun that seed (delete its study.json and run again)")
+    return published
+
+
 def validate_command(results_file: Path, *model_args: str) -> List[str]:
     """train/validate.py on the digits validation split, writing its JSON results to `results_file`."""
     return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', 'digits', '-j', '0',
@@ -205,8 +235,9 @@ def plot_curves(results: Dict, path: Path) -> None:
                 med = [statistics.median(c[i] for c in curves) for i in range(n)]
                 axes[row, col].plot(range(1, n + 1), med, style, label=label, color=f"C{norms.index(r['norm'])}")
         axes[0, col].set_yscale('log')
-        axes[0, col].set_title(f'{act} rows: training loss (median of seeds)')
-        axes[1, col].set_title(f'{act} rows: validation top-1 % (median of seeds)')
+        depth = f"ResNet-{results['depth']}"
+        axes[0, col].set_title(f'{depth}, {act} rows: training loss (median of seeds)')
+        axes[1, col].set_title(f'{depth}, {act} rows: validation top-1 % (median of seeds)')
         axes[1, col].set_ylim(0, 100)
         axes[1, col].axhline(results['target_top1'], color='grey', lw=0.5)
         axes[1, col].set_xlabel('epoch')
@@ -220,7 +251,9 @@ def plot_curves(results: Dict, path: Path) -> None:
 
 def render_blocks(results: Dict, data: Path) -> Dict[str, List[str]]:
     """The generated parts of docs/REPRODUCTION.md, by marker name."""
-    blocks = {'results': results_table(results, link=f'{data.name}/runs/'), 'claims': claims_table(results)}
+    link = f'{data.name}/runs/'
+    blocks = {'results': results_table(results, link=link), 'claims': claims_table(results),
+              'results110': results_table(results['deep'], link=link), 'claims110': claims_table(results['deep'])}
     if (data / 'analysis' / 'activations.csv').exists():
         blocks['table1'] = table1_lines(_read_csv(data / 'analysis' / 'activations.csv'), results)
     if (data / 'analysis' / 'delta.csv').exists():
@@ -228,26 +261,18 @@ def render_blocks(results: Dict, data: Path) -> Dict[str, List[str]]:
     return blocks
 
 
-def replace_blocks(text: str, blocks: Dict[str, List[str]], doc: Path) -> str:
-    for name, lines in blocks.items():
-        begin, end = f'<!-- study:{name} -->', f'<!-- /study:{name} -->'
-        if begin not in text or end not in text:
-            raise SystemExit(f'error: {doc} has no {begin} ... {end} markers for the generated {name} table; '
-                             f'add them where the table belongs')
-        head, rest = text.split(begin, 1)
-        text = head + begin + '\n' + '\n'.join(lines) + '\n' + end + rest.split(end, 1)[1]
-    return text
-
-
 def cmd_report(args) -> int:
     data_runs = args.data / 'runs'
     if not args.check and args.runs.resolve() != data_runs.resolve():
         print(f'copied {copy_small_files(args.runs, data_runs)} runs into {data_runs}')
-    results = collect_study(data_runs, depth=args.depth)
+    results = collect_all(data_runs)
     blocks = render_blocks(results, args.data)
     results_file = args.data / 'results.json'
     doc_text = args.doc.read_text()
-    new_doc = replace_blocks(doc_text, blocks, args.doc)
+    try:
+        new_doc = replace_blocks(doc_text, blocks, args.doc)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
     if args.check:
         stale = []
         if not results_file.exists() or json.loads(results_file.read_text()) != json.loads(json.dumps(results)):
@@ -263,8 +288,9 @@ def cmd_report(args) -> int:
     atomic_write_text(str(results_file), json.dumps(results, indent=1) + '\n')
     atomic_write_text(str(args.doc), new_doc)
     plot_curves(results, args.data / 'curves.png')
+    plot_curves(results['deep'], args.data / 'curves110.png')
     print('\n'.join(blocks['results']))
-    print(f"\nwrote {results_file}, {args.data / 'curves.png'} and the tables of {args.doc}"
+    print(f"\nwrote {results_file}, the curves in {args.data} and the tables of {args.doc}"
           + ('' if results['complete'] else ' (the study is not complete)'))
     return 0
 
@@ -275,15 +301,14 @@ def cmd_analyze(args) -> int:
         classifier_activations, create_analysis_model, dataset_batches, residual_differences, save_analysis,
         signal_propagation, trace_model,
     )
-    results = collect_study(args.runs, depth=args.depth)
+    results = collect_all(args.runs)
     img = _recipe_img_size()
     rows: Dict[str, List[Dict]] = {'spp': [], 'delta': [], 'activations': []}
-    for r in results['rows']:
+    for r in all_rows(results):
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, skipped")
             continue
-        ckpt = best_checkpoint(args.runs, r)
-        model = create_analysis_model(r['model'], checkpoint=str(ckpt))
+        model = create_analysis_model(r['model'], checkpoint=str(best_weights(args.runs, r)))
         # All 360 validation images; BatchNorm with its running statistics (the trained model as it is used).
         batches = dataset_batches(model, 'digits', None, 'validation', (3, img, img), batch_size=90, num_batches=4)
         trace = trace_model(model, batches, batch_stats=False)
@@ -294,16 +319,16 @@ def cmd_analyze(args) -> int:
         print(f"{r['model']}: seed {r['best_seed']['seed']}, {len(trace.blocks)} blocks traced")
     out = args.data / 'analysis'
     for kind, kind_rows in rows.items():
-        paths = save_analysis(kind, kind_rows, str(out), title=f'{kind}: trained ResNet-56 rows (best seed), digits')
+        paths = save_analysis(kind, kind_rows, str(out), title=f'{kind}: trained rows (best seed), digits')
         print('wrote ' + ', '.join(paths))
     return 0
 
 
 def cmd_publish(args) -> int:
     """Validate each row's best seed and publish it as `<model>.digits` with hub/publish.py (--verify)."""
-    results = collect_study(args.runs, depth=args.depth)
+    results = collect_all(args.runs)
     img = _recipe_img_size()
-    for r in results['rows']:
+    for r in all_rows(results):
         if args.models and r['model'] not in args.models:
             continue
         if r['best_seed'] is None:
@@ -311,6 +336,9 @@ def cmd_publish(args) -> int:
             continue
         ckpt = best_checkpoint(args.runs, r)
         name = f"{r['model']}.{TAG}"
+        if not ckpt.is_file() and published_run(r) is not None:
+            print(f"{name}: seed {r['best_seed']['seed']} is published already (its run is from an earlier session)")
+            continue
         res = REPO / 'hub' / 'results' / f'{name}.json'
         for cmd in (
                 validate_command(res, '--model', r['model'], '--checkpoint', str(ckpt), '--img-size', str(img)),
@@ -332,7 +360,7 @@ def cmd_revalidate(args) -> int:
     from huggingface_hub import ModelCard
     from timm_nf.pretrained import find_published
     worst = 0.0
-    for row in study_rows(args.depth):
+    for row in study_rows(56) + deep_study_rows():
         entry = find_published(row.model, TAG)
         if entry is None:
             print(f'{row.model}: not published (no seed trained)')
@@ -364,11 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func, help: str, runs_default: Path = REPO / 'output' / 'study') -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument('--runs', type=Path, default=runs_default, help=f'runs root (default: {runs_default})')
-        p.add_argument('--depth', type=int, default=56, choices=(56, 110))
         p.set_defaults(func=func)
         return p
 
     p = add('run', cmd_run, 'train the grid (resumable)')
+    p.add_argument('--depth', type=int, default=56, choices=(56, 110),
+                   help='56: every row; 110 (the paper\'s depth): plain and BatchNorm, ReLU and CReLU')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
     p.add_argument('--seeds', type=int, nargs='+', default=list(SEEDS))
     p.add_argument('--workers', type=int, default=2, help='runs trained at once, each pinned to one core')
