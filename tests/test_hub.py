@@ -133,7 +133,8 @@ def test_tag_folder_holds_weights_config_card_hparams(tag_folder: Path, tiny_run
 
     config = json.loads((tag_folder / 'config.json').read_text())
     assert config['architecture'] == 'crelu_resnet20' and config['num_classes'] == 10
-    assert config['num_features'] == 64 and config['global_pool'] == 'avg'
+    # the CReLU after the last addition (last_act, docs/REPRODUCTION.md) feeds 2 x 64 features to the head
+    assert config['num_features'] == 128 and config['global_pool'] == 'avg'
     assert config['label_names'] == [str(i) for i in range(10)]
     assert config['model_args'] == {'num_classes': 10, 'in_chans': 3, 'global_pool': 'avg'}
     pcfg = config['pretrained_cfg']
@@ -154,7 +155,7 @@ def test_card_parses_and_its_metrics_are_the_results_file(tag_folder: Path, tiny
     metrics = {r.metric_type: r.metric_value for r in data.eval_results}
     assert metrics == {'accuracy': results['top1'], 'top_5_accuracy': results['top5']}
     assert {r.dataset_split for r in data.eval_results} == {'validation'}
-    for section in ('## Model Details', 'Params (M): 0.415', 'GMACs: 0.062', 'Activations (M)', 'Image size: 32 x 32',
+    for section in ('## Model Details', 'Params (M): 0.416', 'GMACs: 0.062', 'Activations (M)', 'Image size: 32 x 32',
                     '### Image Classification', '### Feature Map Extraction', '### Image Embeddings',
                     '## Model Comparison', '## Citation', 'hf download timm-nf/crelu_resnet20.digits',
                     'timm.create_model("crelu_resnet20.digits", pretrained=True)', f"| {results['top1']:.2f} |"):
@@ -408,8 +409,14 @@ def test_bare_names_are_the_architectures_without_weights(name):
     model = timm.create_model(name, device='meta')
     cfg = model.pretrained_cfg
     assert not cfg.get('tag') and not cfg.get('hf_hub_id'), cfg
-    if name.startswith('nf_regnet'):  # the sizes of timm's own NF-RegNet of the same layout
-        natural = timm.get_pretrained_cfg(re.sub('_c?relu$', '', name)).input_size
+    if name.startswith('nf_regnet'):
+        # the paper's training size (Brock et al. Table 7), which timm's weightless NF-RegNet cfgs also use; timm's
+        # nf_regnet_b1 defaults to its ra2_in1k weights, trained at 256 px
+        from timm_nf.models.nf_regnet import NF_REGNET_LAYOUTS
+        px = NF_REGNET_LAYOUTS[name.split('_')[2]][2]
+        natural = (3, px, px)
+        timm_cfg = timm.get_pretrained_cfg(re.sub('_c?relu$', '', name))
+        assert timm_cfg.hf_hub_id or tuple(timm_cfg.input_size) == natural
     else:
         natural = (3, 32, 32) if model.cfg.stem == 'cifar' else (3, 224, 224)
     assert tuple(cfg['input_size']) == tuple(natural)

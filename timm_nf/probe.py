@@ -216,10 +216,12 @@ WARMUP_FLAGS = ('-b', '64', '--opt', 'sgd', '--lr', '0.05', '--weight-decay', '1
 WARMUP_FIELDS = ('variant', 'seed', 'epoch1_train_loss', 'epoch1_eval_loss', 'val_top1')
 
 
-def warmup_variant(model: str, model_kwargs: Sequence[str] = (), reset_momentum: bool = False) -> str:
-    """Label of a warmup run: the model spec, plus '+momentum reset' for the diagnostic."""
+def warmup_variant(model: str, model_kwargs: Sequence[str] = (), reset_momentum: bool = False,
+                   extra: Sequence[str] = ()) -> str:
+    """Label of a warmup run: the model spec, plus '+momentum reset' for the diagnostic and any extra train.py flags
+    (runs with other flags are other variants)."""
     label = model + (':' + ','.join(model_kwargs) if model_kwargs else '')
-    return label + (' +momentum reset' if reset_momentum else '')
+    return label + (' +momentum reset' if reset_momentum else '') + ''.join(f' {x}' for x in extra)
 
 
 def warmup_row(variant: str, seed: int, summary_csv: str) -> Dict[str, Any]:

@@ -291,10 +291,14 @@ def claims_table(results: Dict[str, Any]) -> List[str]:
     lines = ['| claim (paper) | expected worse -> better | ' + ' | '.join(m[1] for m in METRICS) +
              f" | diverged at lr {results['base_lr']:g} | verdict |",
              '|---|---|' + '---|' * len(METRICS) + '---|---|']
+    # A verdict on rows with unfinished seeds (the ResNet-110 part, trained over sessions) can still change.
+    unfinished = {r['model'] for r in results['rows'] if r['seeds_finished'] < len(results['seeds'])}
     for c in claim_verdicts(results):
+        models = {m for comp in c['comparisons'] for m in (comp['worse'], comp['better'])}
+        provisional = ' (provisional: seeds unfinished)' if models & unfinished and c['verdict'] != 'incomplete' else ''
         for i, comp in enumerate(c['comparisons']):
             claim = (c['claim'] if i == 0 else '')
-            verdict = f"**{c['verdict']}**" if i == 0 else ''
+            verdict = f"**{c['verdict']}**{provisional}" if i == 0 else ''
             lines.append(f"| {claim} | `{comp['worse']}` -> `{comp['better']}` | " +
                          ' | '.join(marks[comp['marks'][k]] for k, _, _ in METRICS) +
                          f" | {comp['diverged'][0]} -> {comp['diverged'][1]} | {verdict} |")

@@ -73,7 +73,7 @@ def cmd_warmup(args) -> int:
     if not os.path.isdir(data):
         from timm_nf.data.digits import export_image_folder
         print(f'writing the digits image folder {data}: {export_image_folder(data)}')
-    variant = warmup_variant(args.model, args.model_kwargs, args.reset_momentum)
+    variant = warmup_variant(args.model, args.model_kwargs, args.reset_momentum, args.extra)
     done = {int(r['seed']) for r in read_probe_csv(args.csv) if r['variant'] == variant}
     out = Path(args.out)
     for seed in args.seeds:

@@ -301,7 +301,9 @@ def cmd_analyze(args) -> int:
         classifier_activations, create_analysis_model, dataset_batches, residual_differences, save_analysis,
         signal_propagation, trace_model,
     )
-    results = collect_all(args.runs)
+    # The committed record (after `report`) knows every row, also those trained in an earlier session whose
+    # checkpoints are not in --runs; their weights come from the published copy.
+    results = collect_all(args.data / 'runs')
     img = _recipe_img_size()
     rows: Dict[str, List[Dict]] = {'spp': [], 'delta': [], 'activations': []}
     for r in all_rows(results):
@@ -326,7 +328,7 @@ def cmd_analyze(args) -> int:
 
 def cmd_publish(args) -> int:
     """Validate each row's best seed and publish it as `<model>.digits` with hub/publish.py (--verify)."""
-    results = collect_all(args.runs)
+    results = collect_all(args.data / 'runs')  # the committed record, as in cmd_analyze
     img = _recipe_img_size()
     for r in all_rows(results):
         if args.models and r['model'] not in args.models:
@@ -355,8 +357,8 @@ def cmd_publish(args) -> int:
 
 
 def cmd_revalidate(args) -> int:
-    """Validate every published study folder that holds its weights, as timm loads a local Hub repo, and compare
-    the top-1 with its card's."""
+    """Validate every published study folder as timm loads a local Hub repo (each must hold its weights), and
+    compare the top-1 with its card's."""
     from huggingface_hub import ModelCard
     from timm_nf.pretrained import find_published
     worst = 0.0
@@ -367,8 +369,9 @@ def cmd_revalidate(args) -> int:
             continue
         folder = REPO / entry.published
         if not (folder / 'model.safetensors').exists():
-            print(f'{entry.name}: no model.safetensors in {folder} (too large for git: hf download {entry.hub_id})')
-            continue
+            print(f'error: {entry.name}: no model.safetensors in {folder}; run python train/study.py publish',
+                  file=sys.stderr)
+            return 1
         res = Path(args.tmp) / f'{entry.name}.json'
         proc = subprocess.run(validate_command(res, '--model', f'local-dir:{folder}', '--pretrained'),
                               cwd=REPO, capture_output=True, text=True)
@@ -409,8 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--doc', type=Path, default=DOC, help=f'document with the generated tables (default: {DOC})')
     p.add_argument('--check', action='store_true', help='only check that --data and --doc match --data/runs')
     p = add('analyze', cmd_analyze, 'SPP / Delta / Table 1 statistics of each row\'s best seed')
-    p.add_argument('--data', type=Path, default=DATA, help=f'output root (default: {DATA})')
+    p.add_argument('--data', type=Path, default=DATA, help=f'committed study data, run `report` first; output root '
+                   f'(default: {DATA})')
     p = add('publish', cmd_publish, 'validate and publish each row\'s best seed into hub/published/')
+    p.add_argument('--data', type=Path, default=DATA,
+                   help=f'committed study data, run `report` first (default: {DATA})')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
     p = add('revalidate', cmd_revalidate, 'validate every published study folder and compare with its card')
     p.add_argument('--tmp', default=os.environ.get('TMPDIR', '/tmp'), help='where the results files go')
