@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
-    'PaperRow', 'StudyRow', 'Table1Row', 'TABLE1', 'TABLE2', 'TABLE4', 'DEEP_STUDY_ROWS', 'call_str', 'deep_study_rows',
-    'study_rows',
+    'PaperRow', 'StudyRow', 'Table1Row', 'TABLE1', 'TABLE2', 'TABLE4', 'DEEP_STUDY_ROWS', 'all_study_rows', 'call_str',
+    'deep_study_rows', 'study_rows',
 ]
 
 
@@ -137,3 +137,8 @@ DEEP_STUDY_ROWS: Tuple[Tuple[str, str], ...] = (
 def deep_study_rows() -> Tuple[StudyRow, ...]:
     """The `DEEP_STUDY_ROWS` of `study_rows(110)`."""
     return tuple(r for r in study_rows(110) if (r.norm, r.act) in DEEP_STUDY_ROWS)
+
+
+def all_study_rows() -> Tuple[StudyRow, ...]:
+    """Every row the study trains: the ResNet-56 grid, then the ResNet-110 rows."""
+    return study_rows(56) + deep_study_rows()

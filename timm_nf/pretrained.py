@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
-from timm_nf.paper import StudyRow, deep_study_rows, study_rows
+from timm_nf.paper import StudyRow, all_study_rows
 
 __all__ = [
     'MAX_WEIGHTS_IN_GIT', 'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'WeightsUnavailableError',
@@ -183,8 +183,7 @@ UNTRAINED_STUDY_ROWS: Tuple[str, ...] = ('crelu_resnet110_relu_plain', 'crelu_re
 
 PUBLISHED: Tuple[PretrainedWeights, ...] = (
     digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32),
-) + tuple(_study_weights(row) for row in study_rows(56) + deep_study_rows()
-           if row.model not in UNTRAINED_STUDY_ROWS)
+) + tuple(_study_weights(row) for row in all_study_rows() if row.model not in UNTRAINED_STUDY_ROWS)
 
 
 def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:

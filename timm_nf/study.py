@@ -261,6 +261,11 @@ def _cell(s: Dict[str, Any], digits: int, none: str = 'diverged') -> str:
     return f"{_num(s['median'], digits, none)} ({_num(s['min'], digits, none)}-{_num(s['max'], digits, none)})"
 
 
+def _finished(row: Dict[str, Any], results: Dict[str, Any]) -> bool:
+    """Whether every seed of a `collect_study` row has finished."""
+    return row['seeds_finished'] == len(results['seeds'])
+
+
 def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
     """The measured table with the paper's numbers side by side (markdown lines).
 
@@ -269,13 +274,14 @@ def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
         link: Prefix of the links to the run directories (e.g. 'reproduction/runs/'); empty for no links.
     """
     n = len(results['seeds'])
-    lines = [f"| row | model | seeds trained | val error % | final train loss | epochs to {results['target_top1']:g}% | "
-             f"diverged at lr {results['base_lr']:g} | lr used | paper C10 / C100 error % (ResNet-110) |",
+    lines = [f"| row | model | seeds trained | val error % | final train loss | "
+             f"epochs to {results['target_top1']:g}% | diverged at lr {results['base_lr']:g} | lr used | "
+             "paper C10 / C100 error % (ResNet-110) |",
              '|---|---|---:|---:|---:|---:|---:|---|---:|']
     for r in results['rows']:
         name = f"[`{r['model']}`]({link}{r['model']}/)" if link else f"`{r['model']}`"
         label = r['label'] + (' (extension)' if r['extension'] else '')
-        unfinished = '' if r['seeds_finished'] == n else f" ({r['seeds_finished']}/{n} seeds finished)"
+        unfinished = '' if _finished(r, results) else f" ({r['seeds_finished']}/{n} seeds finished)"
         paper = ' / '.join(f'{e:.2f}' for e in r['paper_errors']) if r['paper_errors'] else '-'
         lines.append(
             f"| {label}{unfinished} | {name} | {r['seeds_trained']}/{n} | {_cell(r['val_error'], 2)} | "
@@ -292,7 +298,7 @@ def claims_table(results: Dict[str, Any]) -> List[str]:
              f" | diverged at lr {results['base_lr']:g} | verdict |",
              '|---|---|' + '---|' * len(METRICS) + '---|---|']
     # A verdict on rows with unfinished seeds (the ResNet-110 part, trained over sessions) can still change.
-    unfinished = {r['model'] for r in results['rows'] if r['seeds_finished'] < len(results['seeds'])}
+    unfinished = {r['model'] for r in results['rows'] if not _finished(r, results)}
     for c in claim_verdicts(results):
         models = {m for comp in c['comparisons'] for m in (comp['worse'], comp['better'])}
         provisional = ' (provisional: seeds unfinished)' if models & unfinished and c['verdict'] != 'incomplete' else ''

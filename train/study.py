@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timm_nf.paper import StudyRow, deep_study_rows, study_rows  # noqa: E402
+from timm_nf.paper import StudyRow, all_study_rows, deep_study_rows, study_rows  # noqa: E402
 from timm_nf.study import (  # noqa: E402
     BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
     read_outcome, read_summary, replace_blocks, results_table, run_dir, table1_lines,
@@ -362,7 +362,7 @@ def cmd_revalidate(args) -> int:
     from huggingface_hub import ModelCard
     from timm_nf.pretrained import find_published
     worst = 0.0
-    for row in study_rows(56) + deep_study_rows():
+    for row in all_study_rows():
         entry = find_published(row.model, TAG)
         if entry is None:
             print(f'{row.model}: not published (no seed trained)')
