@@ -170,3 +170,27 @@ def test_every_row_that_trained_is_published_under_its_name():
             assert (hparams['seed'], hparams['lr']) == (row['best_seed']['seed'], row['best_seed']['lr'])
             card = (REPO / entry.published / 'README.md').read_text()
             assert 'reproduction of Shang' in card and f"seed {row['best_seed']['seed']}, lr" in card
+
+
+def test_publish_of_a_best_seed_with_no_weights_anywhere_is_a_one_line_error(tmp_path: Path):
+    """A record whose best seed has neither a checkpoint under --runs nor a published copy (the published folder
+    holds another seed) stops publish before validate.py runs, naming the row, the seed and the fix."""
+    data = tmp_path / 'reproduction'
+    shutil.copytree(RESULTS_FILE.parent, data)
+    published = REPO / 'hub' / 'published' / 'crelu_resnet56.digits'
+    seed = yaml.safe_load((published / 'train_hparams.yaml').read_text())['seed']
+    other = next(p for p in sorted(data.glob('runs/crelu_resnet56/seed*/summary.csv'))
+                 if not p.parent.name.startswith(f'seed{seed}-'))
+    lines = other.read_text().splitlines()
+    cols = lines[-1].split(',')
+    cols[1], cols[3] = '0.0', '100.0'  # the final training loss and validation top-1: this seed is now the best
+    other.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
+    before = {p.name: p.stat().st_mtime_ns for p in published.iterdir()}
+
+    proc = run_script(STUDY, ['publish', '--runs', str(tmp_path / 'no-runs'), '--data', str(data),
+                              '--models', 'crelu_resnet56'], cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: crelu_resnet56: neither'), proc.stderr
+    assert f'seed {other.parent.name[4]}' in lines[0] and 'rerun that seed' in lines[0]
+    assert {p.name: p.stat().st_mtime_ns for p in published.iterdir()} == before

@@ -336,9 +336,9 @@ def cmd_publish(args) -> int:
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, not published")
             continue
-        ckpt = best_checkpoint(args.runs, r)
+        ckpt = best_weights(args.runs, r)  # the run's checkpoint, or a one-line error when no copy of it exists
         name = f"{r['model']}.{TAG}"
-        if not ckpt.is_file() and published_run(r) is not None:
+        if ckpt != best_checkpoint(args.runs, r):
             print(f"{name}: seed {r['best_seed']['seed']} is published already (its run is from an earlier session)")
             continue
         res = REPO / 'hub' / 'results' / f'{name}.json'
