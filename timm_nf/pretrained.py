@@ -164,12 +164,8 @@ def _study_weights(row: StudyRow) -> PretrainedWeights:
                 f'CIFAR-100 test error)')
     else:
         what = f'the {row.label} row (an extension of the paper\'s Table 2)'
-    deep = 'resnet110' in row.model
-    run = 'python train/study.py run' + (' --depth 110' if deep else '')
-    # The paper-depth rows are trained over several sessions and published as their seeds finish.
-    best = ('the best of the seeds finished when it was published (of 3; lowest final validation error, then lowest '
-            'final training loss)' if deep else
-            'the best of 3 seeds (lowest final validation error, then lowest final training loss)')
+    run = 'python train/study.py run' + (' --depth 110' if 'resnet110' in row.model else '')
+    best = 'the best of 3 seeds (lowest final validation error, then lowest final training loss)'
     return digits_weights(row.model, 'train/recipes/study_digits.yaml', 16, origin=(
         f"The final weights of {best} of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn "
         f'(AAAI 2017): `{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
