@@ -165,10 +165,10 @@ def _study_weights(row: StudyRow) -> PretrainedWeights:
     else:
         what = f'the {row.label} row (an extension of the paper\'s Table 2)'
     run = 'python train/study.py run' + (' --depth 110' if 'resnet110' in row.model else '')
-    best = 'the best of 3 seeds (lowest final validation error, then lowest final training loss)'
     return digits_weights(row.model, 'train/recipes/study_digits.yaml', 16, origin=(
-        f"The final weights of {best} of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn "
-        f'(AAAI 2017): `{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
+        f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final training '
+        f"loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017): "
+        f'`{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
         "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."))
 
 

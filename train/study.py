@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from timm_nf.paper import StudyRow, all_study_rows, deep_study_rows, study_rows  # noqa: E402
-from timm_nf.pretrained import UNTRAINED_STUDY_ROWS  # noqa: E402
+from timm_nf.pretrained import find_published  # noqa: E402
 from timm_nf.study import (  # noqa: E402
     BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
     read_outcome, read_summary, replace_blocks, results_table, run_dir, table1_lines,
@@ -337,9 +337,9 @@ def cmd_publish(args) -> int:
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, not published")
             continue
-        if r['model'] in UNTRAINED_STUDY_ROWS:  # its card would be written without the study's text
-            raise SystemExit(f"error: {r['model']} has a trained seed but is listed in UNTRAINED_STUDY_ROWS; remove "
-                             'it there (timm_nf/pretrained.py), then publish')
+        if find_published(r['model'], TAG) is None:  # the card's study text comes from the registry entry
+            raise SystemExit(f"error: {r['model']}.{TAG} is not a registered tag, so its card would lack the study's "
+                             'text; remove the row from UNTRAINED_STUDY_ROWS (timm_nf/pretrained.py), then publish')
         ckpt = best_weights(args.runs, r)  # the run's checkpoint, or a one-line error when no copy of it exists
         name = f"{r['model']}.{TAG}"
         if ckpt != best_checkpoint(args.runs, r):
@@ -364,7 +364,6 @@ def cmd_revalidate(args) -> int:
     """Validate every published study folder as timm loads a local Hub repo (each must hold its weights), and
     compare the top-1 with its card's."""
     from huggingface_hub import ModelCard
-    from timm_nf.pretrained import find_published
     worst = 0.0
     for row in all_study_rows():
         entry = find_published(row.model, TAG)
