@@ -22,18 +22,16 @@ import logging
 import os
 import sys
 
-try:
-    import timm_nf  # registers the timm-nf models with timm
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import timm_nf  # noqa: F401
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # repository tooling (hub.publishing); timm_nf itself may be installed or this checkout's
 
-from timm_nf.hub import (
+import timm_nf  # noqa: E402,F401  (registers the timm-nf models with timm)
+from hub.publishing import (  # noqa: E402
     PublishError, plan_publications, prepare_publication, push_folder, push_publications, verify_round_trip,
     write_publication,
 )
 
-PUBLISHED_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'hub', 'published')
+PUBLISHED_ROOT = os.path.join(REPO, 'hub', 'published')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -143,7 +143,7 @@ def test_a_warmup_epoch_at_1e5_leaves_a_momentum_buffer_that_multiplies_the_firs
     """The cause of the BatchNorm CIFAR networks' failures under timm's per-epoch warmup (design choice 4): SGD's
     momentum buffer does not depend on the lr, so an epoch at lr 1e-5 fills it with ~1/(1 - 0.9) times the same
     gradient, and the first update at the full lr moves the classifier several times as far as a fresh start's."""
-    from timm_nf.probe import warm_buffer_updates
+    from train.reproduction.probe import warm_buffer_updates
     measured = warm_buffer_updates('crelu_resnet20', seed=1)
     warm, fresh = measured['warm'], measured['fresh']
     # measured (seed 1): 0.49 of the classifier's norm in one update, 3.9x a fresh start's (0.13); the loss then
@@ -159,7 +159,7 @@ def test_design_tables_are_what_the_committed_probe_csvs_give():
 
 
 def test_probe_run_reports_init_scale_nan_and_accuracy():
-    from timm_nf.probe import PROBE_FIELDS, probe_run
+    from train.reproduction.probe import PROBE_FIELDS, probe_run
     row = probe_run('crelu_resnet56_plain:weight_init=msr', seed=0, lr=0.025, epochs=1)
     assert tuple(row) == PROBE_FIELDS
     # MSR without BatchNorm: logits of ~4e5 at init, NaN at the second update (docs/design/probe_init.csv)
@@ -172,7 +172,7 @@ def test_probe_warmup_runs_the_command_and_records_each_seed(tmp_path):
     """The warmup probe with this project's train.py (timm's takes the same flags), shortened for the test."""
     from script_helpers import REPO, run_script
     from timm_nf.data.digits import export_image_folder
-    from timm_nf.probe import read_probe_csv
+    from train.reproduction.probe import read_probe_csv
     counts = export_image_folder(str(tmp_path / 'digits'))
     assert counts == {'train': 1437, 'validation': 360}
     for split, keep in (('train', 8), ('validation', 4)):  # a few images per class keep the runs short

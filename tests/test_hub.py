@@ -19,9 +19,9 @@ import yaml
 from huggingface_hub import ModelCard
 
 import timm
-from timm_nf.hub import architecture_differences, install_in_hf_cache
-from timm_nf.model_cards import FAMILIES, our_models
-from timm_nf.pretrained import MAX_WEIGHTS_IN_GIT, PUBLISHED, REPO_ROOT, find_published
+from hub.publishing import MAX_WEIGHTS_IN_GIT, REPO_ROOT, architecture_differences, entry_results, install_in_hf_cache
+from hub.publishing.model_cards import FAMILIES, our_models
+from timm_nf.pretrained import PUBLISHED, find_published
 from script_helpers import REPO, assert_one_line_error, call_main, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
@@ -348,7 +348,7 @@ def test_registry_entries_are_registered_tags_of_names_that_fix_the_architecture
         assert entry.name in timm.list_pretrained(f'{entry.model}*')
         cfg = timm.models.get_pretrained_cfg(entry.name)
         assert cfg.hf_hub_id == entry.hub_id == f'timm-nf/{entry.name}'
-        row = entry.load_results()  # metrics come from the committed results file, which matches the entry
+        row = entry_results(entry)  # metrics come from the committed results file, which matches the entry
         assert architecture_differences(entry.model, row['model_args']) == []
         assert (REPO_ROOT / entry.recipe).is_file()
 
@@ -356,7 +356,7 @@ def test_registry_entries_are_registered_tags_of_names_that_fix_the_architecture
 @pytest.mark.parametrize('entry', PUBLISHED, ids=[e.name for e in PUBLISHED])
 def test_committed_publication_matches_registry_and_results(entry):
     folder = REPO / entry.published
-    row = entry.load_results()
+    row = entry_results(entry)
     config = json.loads((folder / 'config.json').read_text())
     pcfg = config['pretrained_cfg']
     assert config['architecture'] == entry.model and config['num_classes'] == entry.num_classes
@@ -385,7 +385,7 @@ def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path
                 '--device', 'cpu', '--results-file', str(out), '--results-format', 'json'], cwd=tmp_path,
                HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(cache), HF_HOME=str(cache))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    measured, committed = json.loads(out.read_text()), entry.load_results()
+    measured, committed = json.loads(out.read_text()), entry_results(entry)
     assert (measured['top1'], measured['top5'], measured['num_images']) == (
         committed['top1'], committed['top5'], committed['num_images'])
 

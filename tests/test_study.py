@@ -1,4 +1,4 @@
-"""The reproduction study (train/study.py, timm_nf.study): its rows, its lr-halving rule on real train.py runs, the
+"""The reproduction study (train/study.py, train.reproduction.study): its rows, its lr-halving rule on real train.py runs, the
 claim rules, and that the committed docs are exactly what the committed run files give."""
 import json
 import shutil
@@ -10,7 +10,7 @@ import yaml
 
 from script_helpers import REPO, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
-from timm_nf.study import (
+from train.reproduction.study import (
     BASE_LR, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, _compare, _spread, all_rows, claim_verdicts, classify_run,
     collect_all, collect_study, load_results,
 )

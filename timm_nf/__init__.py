@@ -7,4 +7,4 @@ from . import models
 from .fold import fold_for_inference
 from .models import ResidualNet, ResNetCfg, convert_timm_nfnet_state_dict
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'  # the one source of the version (pyproject.toml reads it)

@@ -13,27 +13,19 @@ Keyword variants, and weights of architectures timm owns, are published as `hf-h
 An entry holds the preprocessing of its pretrained cfg (the same values `config.json` of its repo holds, which
 the tests check) and points to the validation results file its metrics come from; metrics are never typed in.
 """
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
+from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
 from timm_nf.paper import StudyRow, all_study_rows
 
 __all__ = [
-    'MAX_WEIGHTS_IN_GIT', 'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'REPO_ROOT', 'WeightsUnavailableError',
-    'find_published', 'load_results_row', 'unavailable_weights_error',
+    'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'WeightsUnavailableError', 'find_published',
+    'unavailable_weights_error',
 ]
 
 HUB_NAMESPACE = 'timm-nf'
-# Every published tag's weights are committed with its card: until a push, the repository is their only durable
-# copy. The limit keeps the repository light enough to clone; the largest tag today is ResNet-56 at double width
-# (13.6 MB). A larger tag is a decision to take openly (e.g. Git LFS), not a file to drop from git.
-MAX_WEIGHTS_IN_GIT = 20_000_000
 HUB_URL = 'https://huggingface.co'
-# Paths of entries (`recipe`, `results`, `published`) are relative to the repository root.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -45,9 +37,9 @@ class PretrainedWeights:
         tag: Pretrained tag (`timm.create_model(f'{model}.{tag}', pretrained=True)`).
         dataset: Dataset name as `train/validate.py` records it (`digits`, `imagenet`, ...).
         dataset_name: Human-readable dataset description for cards.
-        recipe: Training recipe (YAML of `train/train.py`).
-        results: Validation results file (JSON of `train/validate.py`) the metrics come from.
-        published: Folder `hub/publish.py` wrote for the Hub repo (committed when the weights are small).
+        recipe: Training recipe (YAML of `train/train.py`), relative to the timm-nf repository's root.
+        results: Validation results file (JSON of `train/validate.py`) the metrics come from, relative to the root.
+        published: Folder `hub/publish.py` wrote for the Hub repo, relative to the root (committed with weights).
         num_classes: Classifier outputs.
         input_size: (C, H, W) the weights were trained and validated at.
         crop_pct: Center crop fraction of validation.
@@ -99,39 +91,6 @@ class PretrainedWeights:
         if self.label_names:
             cfg['label_names'] = tuple(self.label_names)
         return cfg
-
-    def load_results(self, root: Optional[Path] = None) -> Dict[str, Any]:
-        """The validation results row of these weights (`results` file), checked against this entry.
-
-        Raises:
-            FileNotFoundError: The results file is not there (e.g. an installed wheel without the repository).
-            ValueError: The file measured another model, model arguments or dataset.
-        """
-        path = (root or REPO_ROOT) / self.results
-        row = load_results_row(path)
-        expected_args = {'num_classes': self.num_classes}
-        problems = []
-        if row.get('model') != self.model:
-            problems.append(f"model {row.get('model')!r} (expected {self.model!r})")
-        if row.get('model_args') != expected_args:
-            problems.append(f"model_args {row.get('model_args')!r} (expected {expected_args!r}: a tag carries none)")
-        if row.get('dataset') != self.dataset:
-            problems.append(f"dataset {row.get('dataset')!r} (expected {self.dataset!r})")
-        if problems:
-            raise ValueError(f'{path} does not belong to {self.name}: {"; ".join(problems)}')
-        return row
-
-
-def load_results_row(path: Path) -> Dict[str, Any]:
-    """The single results row of a JSON results file of `train/validate.py`."""
-    data = json.loads(Path(path).read_text())
-    if isinstance(data, list):
-        if len(data) != 1:
-            raise ValueError(f'{path} holds {len(data)} results rows; a published tag needs exactly one')
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ValueError(f'{path} is not a results file of train/validate.py')
-    return data
 
 
 def digits_weights(model: str, recipe: str, img_size: int, origin: str = '') -> PretrainedWeights:
@@ -208,17 +167,17 @@ def unavailable_weights_error(
     """A one-line `WeightsUnavailableError` for a failed fetch of the published tag `model.tag`, or None when `error`
     is something else (or the tag is not one of timm-nf's).
 
-    The message names the tag, its Hub repo and, when this checkout holds the published folder, the `local-dir:`
-    spec that loads the same weights without the Hub.
+    The message names the tag, its Hub repo and the `local-dir:` spec (relative to the root of a clone of the
+    timm-nf repository, where every published folder is committed) that loads the same weights without the Hub.
     """
     entry = find_published(model, tag) if tag else None
     if entry is None or not _hub_unreachable(error):
         return None
-    folder = REPO_ROOT / entry.published
     reason = ' '.join(str(error).split()).split('. ')[0][:160].rstrip('.') or type(error).__name__
-    hint = (f"; this checkout holds them: timm.create_model('local-dir:{folder}', pretrained=True)"
-            if (folder / 'model.safetensors').is_file() else
-            f'; once the repo is pushed, `hf download {entry.hub_id}` fetches them')
+    # The installed package has no repository around it: name the folder relative to a timm-nf checkout's root,
+    # where it is committed, rather than guessing a path on this machine.
+    hint = (f"; a clone of the timm-nf repository holds them: from its root, "
+            f"timm.create_model('local-dir:{entry.published}', pretrained=True)")
     return WeightsUnavailableError(
         f'the weights of {entry.name} could not be fetched from the Hub repo {entry.hub_id} '
         f'({type(error).__name__}: {reason}){hint}')

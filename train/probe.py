@@ -25,11 +25,11 @@ from typing import List, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timm_nf.probe import (  # noqa: E402
+from train.reproduction.probe import (  # noqa: E402
     WARMUP_FIELDS, append_probe_row, probe_run, probe_summary, read_probe_csv, warmup_command, warmup_row,
     warmup_summary, warmup_variant,
 )
-from timm_nf.study import replace_blocks  # noqa: E402
+from train.reproduction.study import replace_blocks  # noqa: E402
 from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
 DESIGN = REPO / 'docs' / 'design'  # the committed probe CSVs
@@ -86,7 +86,9 @@ def cmd_warmup(args) -> int:
         with open(out / f'seed{seed}.log', 'w') as log:
             log.write('$ ' + ' '.join(cmd) + '\n')
             log.flush()
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+            # timm's train.py imports --device-modules by name: train.reproduction.momentum_reset is in this checkout
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+                       PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get('PYTHONPATH', '')) if p))
             status = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         if status != 0 or not summary.exists():
             print(f'error: seed {seed}: {Path(args.train_script).name} exited with {status}; see {out}/seed{seed}.log',
@@ -101,7 +103,7 @@ def cmd_warmup(args) -> int:
 
 def cmd_momentum(args) -> int:
     import json
-    from timm_nf.probe import warm_buffer_updates
+    from train.reproduction.probe import warm_buffer_updates
     print(json.dumps(warm_buffer_updates(args.model, seed=args.seed), indent=1))
     return 0
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from timm_nf.paper import StudyRow, all_study_rows, deep_study_rows, study_rows  # noqa: E402
 from timm_nf.pretrained import find_published  # noqa: E402
-from timm_nf.study import (  # noqa: E402
+from train.reproduction.study import (  # noqa: E402
     BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
     read_outcome, read_summary, replace_blocks, results_table, run_dir, table1_lines,
 )

@@ -238,13 +238,8 @@ _WS_CONV_PATHS = {
 }
 
 
-def register_weight_standardized_conv(cls_path: str) -> None:
-    """Mark the conv class at `cls_path` as weight-standardized: each filter is used as ``(W - mean(W)) * scale``."""
-    _WS_CONV_PATHS.add(cls_path)
-
-
 def is_weight_standardized(conv: nn.Module) -> bool:
-    """True when `conv` standardizes its filters (timm StdConv2d/ScaledStdConv2d and registered classes)."""
+    """True when `conv` standardizes its filters (timm StdConv2d / ScaledStdConv2d)."""
     return any(_class_path(c) in _WS_CONV_PATHS for c in type(conv).__mro__)
 
 

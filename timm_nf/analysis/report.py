@@ -33,10 +33,10 @@ def write_csv(rows: List[Dict[str, Any]], path: str, columns: Sequence[str]) -> 
 
 
 def _pyplot():
-    import matplotlib
+    from timm_nf._extras import require
+    matplotlib = require('matplotlib', 'plots', 'Plotting the analysis')
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
+    return require('matplotlib.pyplot', 'plots', 'Plotting the analysis')
 
 
 def _by_model(rows: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
@@ -208,7 +208,3 @@ def plot_coherence(rows: List[Dict[str, Any]], path: str, title: Optional[str] =
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path

@@ -31,8 +31,9 @@ _cache: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
 def _load_split(split: str) -> Tuple[np.ndarray, np.ndarray]:
     """Upsampled uint8 images (N, 32, 32) and int64 targets (N,) of one split, computed once per process."""
     if split not in _cache:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
+        from timm_nf._extras import require
+        load_digits = require('sklearn.datasets', 'digits', 'The embedded digits dataset').load_digits
+        train_test_split = require('sklearn.model_selection', 'digits', 'The digits split').train_test_split
 
         digits = load_digits()
         # Pixel values are counts 0..16 (ink in 4x4 blocks of the original 32x32 bitmaps); scale to 0..255.

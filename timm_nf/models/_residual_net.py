@@ -19,12 +19,14 @@ from timm.models._pretrained import DefaultCfg
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
+from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
 from timm_nf.layers import (
     BLOCK_KINDS, NF_NORM, NORMS, SHORTCUTS, NFBlock, NormScheme, PostActBlock, channel_mult, check_choice,
     create_attn, create_stem, stem_feature_index,
 )
 from timm_nf.layers.norm_scheme import DEFAULT_NORMPROP_CONSTS, NORMPROP_CONSTS, WEIGHT_INITS
 from timm_nf.layers.normprop import NORMPROP_VERSIONS
+from timm_nf.pretrained import PUBLISHED, unavailable_weights_error
 
 __all__ = [
     'ResNetCfg', 'ResidualNet', 'create_residual_net', 'cifar_depths', 'CLASSIC_ACTS', 'NF_ACTS',
@@ -440,7 +442,6 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
             **kwargs,
         )
     except OSError as e:  # huggingface_hub's offline / not-found / HTTP errors are OSErrors
-        from timm_nf.pretrained import unavailable_weights_error
         error = unavailable_weights_error(variant, tag if isinstance(tag, str) else None, e) if pretrained else None
         if error is None:
             raise
@@ -497,8 +498,6 @@ def cifar_resnet_cfg(depth: int, **kwargs: Any) -> ResNetCfg:
 SHANG_2017 = 'Exploring Normalization in Deep Residual Networks with Concatenated Rectified Linear Units'
 BROCK_2021 = 'Characterizing signal propagation to close the performance gap in unnormalized ResNets'
 NF_PAPER = dict(paper_ids='arXiv:2101.08692', paper_name=BROCK_2021)
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 def imagenet_pretrained_cfg(**kwargs: Any) -> Dict[str, Any]:
@@ -528,8 +527,6 @@ def with_pretrained_tags(default_cfgs: Dict[str, DefaultCfg]) -> Dict[str, Defau
     size, without weights, and weights are reached by explicit tags (`crelu_resnet56.digits`). (timm's
     `generate_default_cfgs` would make the first tag with weights the default instead.)
     """
-    from timm_nf.pretrained import PUBLISHED  # imported here: timm_nf.pretrained reads this module's constants
-
     for entry in PUBLISHED:
         if entry.model not in default_cfgs:
             continue  # another family's model

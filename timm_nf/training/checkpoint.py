@@ -335,9 +335,3 @@ def find_resume_checkpoint(output_dir: str) -> Optional[str]:
     numbered = sorted(glob.glob(os.path.join(output_dir, 'checkpoint-*.pth.tar')), key=_epoch)
     return numbered[-1] if numbered else None
 
-
-def checkpoint_summary(checkpoint: Dict[str, Any]) -> Tuple[Optional[int], Optional[str]]:
-    """(epoch, arch) recorded in a training checkpoint, when present."""
-    if not isinstance(checkpoint, dict):
-        return None, None
-    return checkpoint.get('epoch'), checkpoint.get('arch')

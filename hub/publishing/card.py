@@ -144,7 +144,7 @@ def _run_summary(hparams_text: Optional[str]) -> str:
 
 
 def render_card(pub: Any, config: Dict[str, Any]) -> str:
-    """Model card of a `timm_nf.hub.Publication` whose `config.json` is `config`."""
+    """Model card of a `hub.publishing.Publication` whose `config.json` is `config`."""
     arch = pub.model_name
     pcfg = config['pretrained_cfg']
     build_args = {k: v for k, v in pub.model_args.items() if k not in _NON_ARCH_ARGS[3:]}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .publish import CARD_FILE, CONFIG_FILE, HUB_FILES, WEIGHTS_FILE, PublishError
+from .folder import CARD_FILE, CONFIG_FILE, HUB_FILES, WEIGHTS_FILE, PublishError
 
 __all__ = ['UploadError', 'push_folder', 'check_publication_folder', 'FolderPlan', 'plan_publications',
            'push_publications']

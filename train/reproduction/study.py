@@ -28,7 +28,7 @@ __all__ = [
     'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks', 'results_table', 'run_dir',
 ]
 
-RESULTS_FILE = Path(__file__).resolve().parents[1] / 'docs' / 'reproduction' / 'results.json'
+RESULTS_FILE = Path(__file__).resolve().parents[2] / 'docs' / 'reproduction' / 'results.json'
 SEEDS = (0, 1, 2)
 # The paper's initial lr 0.1 at batch 128, at the study's batch 32 by linear scaling (train/recipes/study_digits.yaml).
 BASE_LR = 0.025

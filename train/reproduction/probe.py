@@ -42,7 +42,7 @@ def _digits_tensors(img_size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Te
     if img_size not in _data_cache:
         from timm.data import create_transform
         from timm_nf.data import DigitsDataset
-        from timm_nf.models._residual_net import CIFAR10_MEAN, CIFAR10_STD
+        from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
         tf = create_transform(img_size, is_training=False, crop_pct=1.0, interpolation='bilinear',
                               mean=CIFAR10_MEAN, std=CIFAR10_STD)
         out = []
@@ -265,7 +265,8 @@ def warmup_command(
         output: Output root; the run goes to `<output>/seed<seed>`.
         model_kwargs: `key=value` strings for `--model-kwargs`.
         extra: More flags.
-        reset_momentum: Import `timm_nf.probe_momentum_reset` (timm's train.py only): clear the momentum buffers
+        reset_momentum: Import `train.reproduction.momentum_reset` (timm's train.py only; the repository root must be
+            on PYTHONPATH): clear the momentum buffers
             when the warmup hands over to the full lr.
     """
     ours = os.path.abspath(train_script).endswith(os.path.join('train', 'train.py')) and \
@@ -274,7 +275,7 @@ def warmup_command(
            '--model', model, *WARMUP_FLAGS, '--seed', str(seed), '--device', 'cpu', '--output', output,
            '--experiment', f'seed{seed}']
     if not ours:
-        cmd += ['--device-modules', 'timm_nf'] + (['timm_nf.probe_momentum_reset'] if reset_momentum else [])
+        cmd += ['--device-modules', 'timm_nf'] + (['train.reproduction.momentum_reset'] if reset_momentum else [])
     elif reset_momentum:
         raise ValueError('reset_momentum needs timm\'s train.py (it imports --device-modules)')
     if model_kwargs:

@@ -10,7 +10,7 @@ so that with `HF_HUB_OFFLINE=1 HF_HUB_CACHE=<cache>` huggingface_hub (and so tim
 tags) finds the files without a network. `verify_round_trip` does that in a fresh interpreter (huggingface_hub
 reads its environment once, at import) and compares what timm loads with the checkpoint.
 
-Usage: ``python -m timm_nf.hub.cache --folder DIR --repo-id OWNER/REPO --checkpoint CKPT [--tag NAME.TAG] [--ema]``
+Usage (from the repository root): ``python -m hub.publishing.cache --folder DIR --repo-id OWNER/REPO --checkpoint CKPT [--tag NAME.TAG] [--ema]``
 """
 import argparse
 import hashlib
@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from .results import REPO_ROOT
 
 __all__ = ['install_in_hf_cache', 'verify_round_trip', 'repo_cache_dir']
 
@@ -89,8 +91,10 @@ def verify_round_trip(
     with tempfile.TemporaryDirectory(prefix='timm-nf-hub-cache-') as cache:
         install_in_hf_cache(folder, repo_id, cache)
         env = dict(os.environ, HF_HUB_OFFLINE='1', HF_HUB_CACHE=cache, HF_HOME=cache)
+        # The child runs this module by name, which lives in the checkout rather than the installed package.
+        env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get('PYTHONPATH', '')) if p)
         env.pop('HF_HUB_DISABLE_SYMLINKS_WARNING', None)
-        cmd = [sys.executable, '-m', 'timm_nf.hub.cache', '--child', '--folder', folder, '--repo-id', repo_id,
+        cmd = [sys.executable, '-m', 'hub.publishing.cache', '--child', '--folder', folder, '--repo-id', repo_id,
                '--checkpoint', checkpoint]
         if tag_name:
             cmd += ['--tag', tag_name]

@@ -1,7 +1,7 @@
 """Generate MODEL_CARDS.md from timm's registry: every timm-nf model, its size, cost, paper row and
 pretrained tags (with their metrics and Hub links).
 
-Usage: ``python -m timm_nf.model_cards [--check] [--out MODEL_CARDS.md]``; `--check` exits 1 when the file is stale.
+Usage: ``python hub/model_cards.py [--check] [--out MODEL_CARDS.md]``; `--check` exits 1 when the file is stale.
 """
 import argparse
 import re
@@ -12,11 +12,13 @@ from typing import List
 import timm
 
 import timm_nf  # noqa: F401  (registers the models)
-from timm_nf.hub.card import paper_rows
 from timm_nf.paper import TABLE2, TABLE4, call_str
 from timm_nf.pretrained import PUBLISHED
 from timm_nf.profile import model_stats
-from timm_nf.study import RESULTS_FILE, claim_verdicts, load_results, results_table
+from train.reproduction.study import RESULTS_FILE, claim_verdicts, load_results, results_table
+
+from .card import paper_rows
+from .results import REPO_ROOT, entry_results
 
 FAMILIES = {
     'crelu_resnet': 'CReLU ResNets and their ReLU / plain baselines (Shang, Chiu & Sohn, AAAI 2017)',
@@ -63,7 +65,7 @@ def _pretrained_lines() -> List[str]:
         '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
     ]
     for entry in PUBLISHED:
-        row = entry.load_results()
+        row = entry_results(entry)
         s = model_stats(entry.model, img_size=entry.input_size[-1])
         lines.append(
             f"| `{entry.name}` | {entry.dataset} ({row.get('split', '')}) | {row['top1']:.2f} | {row['top5']:.2f} | "
@@ -76,8 +78,6 @@ def _pretrained_lines() -> List[str]:
 
 def _study_lines() -> List[str]:
     """The reproduction study's measured table, with the paper's numbers side by side (docs/REPRODUCTION.md)."""
-    if not RESULTS_FILE.exists():  # an installed wheel without the repository's docs
-        return []
     results = load_results()
     lines = [
         '## Reproduction study: Table 2 at small scale',
@@ -100,7 +100,7 @@ def render() -> str:
     lines = [
         '# Model cards',
         '',
-        'Every model timm-nf registers with timm, generated from the registry by `python -m timm_nf.model_cards`',
+        'Every model timm-nf registers with timm, generated from the registry by `python hub/model_cards.py`',
         '(a test fails when this file is out of date). Parameters and GMACs are counted for one image at the',
         "architecture's natural input size, its bare name's (CIFAR layout 32 px, ImageNet 224 px; torch's FLOP",
         "counter / 2); bare names carry no weights, and each pretrained tag lists its own input size and metrics.",
@@ -166,14 +166,15 @@ def render() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='MODEL_CARDS.md', help='file to write (default: MODEL_CARDS.md)')
+    parser.add_argument('--out', default=str(REPO_ROOT / 'MODEL_CARDS.md'),
+                        help="file to write (default: the repository's MODEL_CARDS.md)")
     parser.add_argument('--check', action='store_true', help='only compare; exit 1 if the file is out of date')
     args = parser.parse_args(argv)
     text = render()
     path = Path(args.out)
     if args.check:
         if not path.exists() or path.read_text() != text:
-            print(f'{path} is out of date: run `python -m timm_nf.model_cards --out {path}`', file=sys.stderr)
+            print(f'{path} is out of date: run `python hub/model_cards.py --out {path}`', file=sys.stderr)
             return 1
         print(f'{path} is current')
         return 0

@@ -11,7 +11,7 @@ The folder holds:
   `architecture`, `model_args`, which weights, the source checkpoint's sha256);
 * `config.json`: timm's Hub format, written by `timm.models.save_for_hf` (architecture, `model_args` of the
   keyword variant, `pretrained_cfg` with the preprocessing the weights were validated with);
-* `README.md`: the model card (`timm_nf.hub.card`), its numbers taken from the validation results file;
+* `README.md`: the model card (`hub.publishing.card`), its numbers taken from the validation results file;
 * `train_hparams.yaml`: the run's `args.yaml`.
 """
 import csv

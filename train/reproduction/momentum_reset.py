@@ -1,10 +1,12 @@
 """Diagnostic for `train/probe.py warmup --reset-momentum`: clear SGD momentum buffers when the lr jumps.
 
-Imported for its side effect (`--device-modules timm_nf timm_nf.probe_momentum_reset` in timm's train.py): a global
+Imported for its side effect (`--device-modules timm_nf train.reproduction.momentum_reset` in timm's train.py, with the repository root on
+PYTHONPATH): a global
 optimizer step pre-hook empties the momentum buffers of a param group whose lr grew more than tenfold since the
 previous step, i.e. when a per-epoch warmup from 1e-5 hands over to the full lr. A run with it differs from the
 plain run only in the state the optimizer carries across that jump: the test of whether the buffer filled during
-the warmup epoch causes the early-training failures (docs/REPRODUCTION.md, design choice 4). Not for training.
+the warmup epoch causes the early-training failures (docs/REPRODUCTION.md, design choice 4). Not for training:
+repository tooling, deliberately outside the installed package, since importing it changes every optimizer.
 """
 from typing import Dict, Tuple
 

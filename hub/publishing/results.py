@@ -1,0 +1,52 @@
+"""The checkout's record of published weights: where it lives, and the validation results each tag's card cites.
+
+The installed `timm_nf.pretrained` registry names these files relative to the repository root; this module, which
+only runs in a checkout, resolves them from its own location.
+"""
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from timm_nf.pretrained import PretrainedWeights
+
+__all__ = ['MAX_WEIGHTS_IN_GIT', 'REPO_ROOT', 'entry_results', 'load_results_row']
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Every published tag's weights are committed with its card: until a push, the repository is their only durable
+# copy. The limit keeps the repository light enough to clone; the largest tag today is ResNet-56 at double width
+# (13.6 MB). A larger tag is a decision to take openly (e.g. Git LFS), not a file to drop from git.
+MAX_WEIGHTS_IN_GIT = 20_000_000
+
+
+def load_results_row(path: Path) -> Dict[str, Any]:
+    """The single results row of a JSON results file of `train/validate.py`."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise ValueError(f'{path} holds {len(data)} results rows; a published tag needs exactly one')
+        data = data[0]
+    if not isinstance(data, dict):
+        raise ValueError(f'{path} is not a results file of train/validate.py')
+    return data
+
+
+def entry_results(entry: PretrainedWeights, root: Optional[Path] = None) -> Dict[str, Any]:
+    """The validation results row of a registered tag (its `results` file), checked against the entry.
+
+    Raises:
+        FileNotFoundError: The results file is not in the checkout at `root` (default: this repository).
+        ValueError: The file measured another model, model arguments or dataset.
+    """
+    path = (root or REPO_ROOT) / entry.results
+    row = load_results_row(path)
+    expected_args = {'num_classes': entry.num_classes}
+    problems = []
+    if row.get('model') != entry.model:
+        problems.append(f"model {row.get('model')!r} (expected {entry.model!r})")
+    if row.get('model_args') != expected_args:
+        problems.append(f"model_args {row.get('model_args')!r} (expected {expected_args!r}: a tag carries none)")
+    if row.get('dataset') != entry.dataset:
+        problems.append(f"dataset {row.get('dataset')!r} (expected {entry.dataset!r})")
+    if problems:
+        raise ValueError(f'{path} does not belong to {entry.name}: {"; ".join(problems)}')
+    return row

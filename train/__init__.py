@@ -1,0 +1,1 @@
+"""Repository scripts (train, validate, benchmark, study, probes) and the study tooling they share (`train.reproduction`)."""
