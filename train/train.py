@@ -2,12 +2,15 @@
 """Train timm (and timm-nf) image classifiers, on one CPU or on many GPUs with torchrun.
 
 The flags are timm's train.py flags, with the same names and meaning (timm's train.py is not in timm's wheel).
-Additions: `--dataset digits` (embedded scikit-learn digits, no download), `--train-crop-mode pad` with
+Additions: `--dataset digits` (embedded scikit-learn digits, no download), `--dataset fashion_mnist` (the IDX files
+of Debian's dataset-fashion-mnist or --data-dir, no download), `--train-crop-mode pad` with
 `--crop-padding` (CIFAR pad-and-random-crop), `--resume auto` (continue `<output>/<experiment>` in place).
 
 Examples:
     # the digits job (2 CPU cores, a few minutes)
     python train/train.py --config train/recipes/digits.yaml
+    # Fashion-MNIST from Debian's package (apt-get install dataset-fashion-mnist)
+    python train/train.py --config train/recipes/fashion_mnist.yaml
     # one GPU server, 8 GPUs
     torchrun --nproc_per_node=8 train/train.py --config train/recipes/nf_regnet_imagenet.yaml \
         --model nf_regnet_b0_crelu --data-dir /data/imagenet
@@ -44,19 +47,24 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('Dataset parameters')
     parser.add_argument('data', nargs='?', metavar='DIR', const=None,
                         help='path to dataset (positional is deprecated, as in timm; use --data-dir)')
-    group.add_argument('--data-dir', metavar='DIR', help='path to dataset root (not needed for digits)')
+    group.add_argument('--data-dir', metavar='DIR',
+                       help='path to dataset root (not needed for digits; fashion_mnist: default the Debian '
+                            'package\'s folder)')
     group.add_argument('--dataset', metavar='NAME', default='',
-                       help='"digits" (embedded), "" = image folder / tar (default), torch/<name>, hfds/<name>, '
-                            'hfids/<name>, tfds/<name>, wds/<name>')
+                       help='"digits" (embedded), "fashion_mnist" (IDX files), "" = image folder / tar (default), '
+                            'torch/<name>, hfds/<name>, hfids/<name>, tfds/<name>, wds/<name>')
     group.add_argument('--train-split', metavar='NAME', default='train', help='train split (default: train)')
     group.add_argument('--val-split', metavar='NAME', default='validation',
-                       help='validation split (default: validation; "" for none)')
+                       help='validation split, which selects model_best (default: validation; "" for none)')
     group.add_argument('--train-num-samples', type=int, default=None, metavar='N',
-                       help='samples in the train split (iterable datasets); digits: use the first N')
+                       help='samples in the train split (iterable datasets); digits: use the first N; '
+                            'fashion_mnist: a fixed stratified subset of N')
     group.add_argument('--val-num-samples', type=int, default=None, metavar='N',
-                       help='samples in the validation split (iterable datasets); digits: use the first N')
+                       help='samples in the validation split (iterable datasets); digits: use the first N; '
+                            'fashion_mnist: a fixed stratified subset of N')
     group.add_argument('--dataset-download', action='store_true', default=False,
-                       help='allow download for torch/ and tfds/ datasets that support it')
+                       help='allow download for torch/ and tfds/ datasets that support it (never digits or '
+                            'fashion_mnist)')
     group.add_argument('--class-map', default='', type=str, metavar='FILENAME', help='class to index mapping file')
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Validate timm (and timm-nf) models: ImageNet val in the standard folder layout, the digits split, any
-dataset timm reads. Flags as in timm's validate.py; results as timm writes them plus `model_args`,
-`checkpoint`, `checkpoint_sha256`, `dataset`, `split` and `num_images`.
+"""Validate timm (and timm-nf) models: ImageNet val in the standard folder layout, the digits split,
+Fashion-MNIST's validation or official test split, any dataset timm reads. Flags as in timm's validate.py;
+results as timm writes them plus `model_args`, `checkpoint`, `checkpoint_sha256`, `dataset`, `split` and
+`num_images`.
 
 Examples:
     python train/validate.py --checkpoint output/digits/crelu_resnet20/last.pth.tar --dataset digits
+    python train/validate.py --checkpoint output/fashion_mnist/crelu_resnet20/last.pth.tar --dataset fashion_mnist
+        --split test
     python train/validate.py --model nf_regnet_b0_crelu --checkpoint model_best.pth.tar \
         --data-dir /data/imagenet --split validation --results-file results.json --results-format json
 """
@@ -35,12 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='timm-nf validation')
     parser.add_argument('data', nargs='?', metavar='DIR', const=None,
                         help='path to dataset (positional is deprecated, as in timm; use --data-dir)')
-    parser.add_argument('--data-dir', metavar='DIR', help='dataset root (not needed for digits)')
+    parser.add_argument('--data-dir', metavar='DIR',
+                        help='dataset root (not needed for digits; fashion_mnist: default the Debian package\'s '
+                             'folder)')
     parser.add_argument('--dataset', metavar='NAME', default='',
-                        help='"digits", "" = image folder / tar (default), torch/<name>, hfds/<name>, ...')
-    parser.add_argument('--split', metavar='NAME', default='validation', help='split (default: validation)')
+                        help='"digits", "fashion_mnist", "" = image folder / tar (default), torch/<name>, '
+                             'hfds/<name>, ...')
+    parser.add_argument('--split', metavar='NAME', default='validation',
+                        help='split (default: validation; fashion_mnist also test, the official 10k)')
     parser.add_argument('--num-samples', default=None, type=int, metavar='N',
-                        help='samples in the split (iterable datasets); digits: use the first N')
+                        help='samples in the split (iterable datasets); digits: use the first N; fashion_mnist: '
+                             'a fixed stratified subset of N')
     parser.add_argument('--dataset-download', action='store_true', default=False,
                         help='allow download for torch/ and tfds/ datasets')
     parser.add_argument('--class-map', default='', type=str, metavar='FILENAME', help='class to index mapping file')

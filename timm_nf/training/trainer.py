@@ -34,7 +34,9 @@ from timm.utils import (
     update_summary,
 )
 
-from timm_nf.data import PAD_CROP_MODE, create_dataset, dataset_num_classes, transforms_pad_crop_train
+from timm_nf.data import (
+    PAD_CROP_MODE, check_training_splits, create_dataset, dataset_num_classes, transforms_pad_crop_train,
+)
 
 from .checkpoint import (
     AtomicCheckpointSaver, atomic_write_text, checkpoint_state_dict, current_umask, find_resume_checkpoint,
@@ -221,6 +223,7 @@ def _run_training(args, run_args: Dict[str, Any], log_buffer: Optional[logging.H
     random_seed(args.seed, args.rank)
 
     # Datasets first: the cheapest inputs to get wrong, checked before a model is built or a file written.
+    check_training_splits(args.dataset, args.train_split, args.val_split)
     dataset_train = create_dataset(
         args.dataset, root=args.data_dir, split=args.train_split, is_training=True, class_map=args.class_map,
         download=args.dataset_download, batch_size=args.batch_size, seed=args.seed,
