@@ -25,6 +25,7 @@ def test_compare_writes_results_with_memory(tmp_path):
         assert r['step_ms'] > 0 and r['samples_per_sec'] > 0 and r['peak_rss_mb'] > 0
         assert len(r['step_ms_all'].split()) == 2 and r['threads'] == 1 and r['img_size'] == 32
     assert 'vs first' in res.stdout
+    assert 'peak RSS MB' in res.stdout and all(r['peak_cuda_mb'] is None for r in rows)  # host memory on CPU
 
 
 def test_single_model_csv(tmp_path):

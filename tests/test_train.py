@@ -5,6 +5,7 @@ on 2 CPU cores.
 """
 import csv
 import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import yaml
 from script_helpers import REPO, assert_one_line_error, call_main, run_script, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
+VALIDATE = REPO / 'train' / 'validate.py'
 SUMMARY_COLUMNS = ['epoch', 'train_loss', 'eval_loss', 'eval_top1', 'eval_top5', 'lr']
 
 # A small digits run: 128 train / 64 validation images, batch 32 -> 4 updates per epoch.
@@ -83,10 +85,12 @@ def test_config_file_and_command_line_override(tmp_path: Path):
     config = tmp_path / 'cfg.yaml'
     config.write_text(yaml.safe_dump({'model': 'crelu_resnet20', 'epochs': 5, 'batch-size': 16, 'not_a_flag': 1}))
     proc = run_train(['--config', str(config), *FAST, '--epochs', '1', '--output', str(tmp_path),
-                      '--experiment', 'cfg'], cwd=tmp_path)
+                      '--experiment', 'cfg', '--deterministic', '--no-cudnn-benchmark'], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert 'not_a_flag' in proc.stderr  # unknown keys are named in a warning, not silently dropped
+    assert 'Algorithms: deterministic algorithms' in proc.stderr
     args = yaml.safe_load((tmp_path / 'cfg' / 'args.yaml').read_text())
+    assert args['deterministic'] is True and args['cudnn_benchmark'] is False
     assert args['epochs'] == 1  # command line wins
     assert args['batch_size'] == 32  # FAST's -b 32 overrides the file's batch-size 16
     assert args['model'] == 'crelu_resnet20'  # from the file
@@ -169,6 +173,43 @@ def test_torchrun_two_processes_gloo(tmp_path: Path):
     assert (exp / 'last.pth.tar').is_file() and (exp / 'model_best.pth.tar').is_file()
     checkpoint = torch.load(exp / 'last.pth.tar', map_location='cpu', weights_only=True)
     assert not any(k.startswith('module.') for k in checkpoint['state_dict'])  # DDP wrapper not saved
+
+
+@pytest.fixture(scope='module')
+def ddp_compiled(tmp_path_factory):
+    """Two gloo processes training a depth-8 net with torch.compile, evaluating 33 images: the distributed sampler
+    pads rank 1 with a second copy of image 0 to even the ranks out."""
+    out = tmp_path_factory.mktemp('ddp_compiled')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(TRAIN), *FAST,
+           '--model', 'crelu_resnet20', '--model-kwargs', 'depth=8', '--img-size', '16', '--train-num-samples', '64',
+           '--val-num-samples', '33', '--epochs', '1', '--torchcompile', 'aot_eager', '--output', str(out),
+           '--experiment', 'exp']
+    proc = subprocess.run(cmd, cwd=out, env=script_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc, out / 'exp'
+
+
+def test_torchcompile_after_ddp_wrap(ddp_compiled):
+    proc, exp = ddp_compiled
+    assert 'training OptimizedModule(DistributedDataParallel(ResidualNet))' in proc.stderr  # compile(DDP(model))
+    checkpoint = torch.load(exp / 'last.pth.tar', map_location='cpu', weights_only=True)
+    assert not any(k.startswith(('module.', '_orig_mod.')) for k in checkpoint['state_dict'])  # wrappers not saved
+
+
+def test_ddp_evaluation_counts_each_image_once(ddp_compiled, tmp_path: Path, capsys):
+    """The per-epoch eval metrics of a DDP run are those of train/validate.py on the same weights and images."""
+    _, exp = ddp_compiled
+    row = read_summary(exp / 'summary.csv')[0]
+    results_file = tmp_path / 'results.json'
+    proc = call_main(VALIDATE, ['--checkpoint', str(exp / 'last.pth.tar'), '--dataset', 'digits', '--num-samples',
+                                '33', '--device', 'cpu', '--workers', '0', '-b', '32', '--results-file',
+                                str(results_file), '--results-format', 'json'], capsys)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(results_file.read_text())
+    assert results['num_images'] == 33
+    assert 0 < float(row['eval_top1']) < 100  # else counting the padded copy could not show
+    assert results['top1'] == round(float(row['eval_top1']), 4)
+    assert results['top5'] == round(float(row['eval_top5']), 4)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained: Path, tmp_path: Path):

@@ -10,8 +10,10 @@ Library behind `train/benchmark.py`. A model is given as a spec ``NAME[:key=valu
   (beta, alpha, activation gains), i.e. plain convs and activations of identical shape.
 
 Timing runs in one process with the variants interleaved round by round, so that drifting machine load hits all
-of them alike; each reported number is the median over rounds. Peak memory is a process-wide high-water mark, so
-it is measured in a fresh subprocess per variant.
+of them alike; each reported number is the median over rounds. Peak memory is measured in a fresh subprocess per
+variant, where no other model is resident: on CUDA the device memory PyTorch allocated (`peak_cuda_mb`,
+`torch.cuda.max_memory_allocated`, reset before the model is built), elsewhere the process's peak RSS
+(`peak_rss_mb`, a high-water mark that never goes down).
 """
 import json
 import os
@@ -57,7 +59,7 @@ class BenchResult:
     step_ms: float  # median over rounds
     step_ms_all: List[float]
     peak_rss_mb: Optional[float] = None  # CPU: process high-water mark (subprocess per model)
-    peak_cuda_mb: Optional[float] = None
+    peak_cuda_mb: Optional[float] = None  # CUDA: max_memory_allocated (subprocess per model)
     param_count_m: float = 0.0
     threads: int = 0
 
@@ -176,8 +178,7 @@ def bench_variants(
         ms = statistics.median(times[spec])
         results.append(BenchResult(
             spec, bench, batch_size, size, batch_size / ms * 1e3, ms, times[spec], param_count_m=params,
-            threads=torch.get_num_threads(),
-            peak_cuda_mb=torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == 'cuda' else None))
+            threads=torch.get_num_threads()))
     return results
 
 
@@ -197,23 +198,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
+def memory_field(device: str) -> str:
+    """The `BenchResult` field `measure_peak_memory` fills on `device`: `peak_cuda_mb` on CUDA, else `peak_rss_mb`."""
+    return 'peak_cuda_mb' if torch.device(device).type == 'cuda' else 'peak_rss_mb'
+
+
 def measure_peak_memory(spec: str, bench: str, batch_size: int, img_size: Optional[int], device: str,
                         num_iter: int = 3, threads: Optional[int] = None) -> float:
-    """Peak RSS (MB) of a fresh process that builds `spec` and runs `num_iter` steps: a process's high-water mark
-    never goes down, so each model needs its own process."""
+    """Peak memory (MB) of a fresh process that builds `spec` and runs `num_iter` steps, the only model in it.
+
+    On CUDA: the device memory PyTorch allocated (`torch.cuda.max_memory_allocated`); elsewhere the process's peak
+    RSS (host memory), whose high-water mark never goes down. `memory_field(device)` names which.
+    """
     args = [sys.executable, '-m', 'timm_nf.benchmark', spec, bench, str(batch_size), str(img_size or 0), device,
             str(num_iter), str(threads or 0)]
     out = subprocess.run(args, capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])['peak_rss_mb'])
+    return float(json.loads(out.stdout.strip().splitlines()[-1])[memory_field(device)])
 
 
 def _memory_child(argv: List[str]) -> None:
     spec, bench, batch_size, img_size, device, num_iter, threads = argv
     if int(threads):
         torch.set_num_threads(int(threads))
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
     res = bench_variants([spec], bench, int(batch_size), int(img_size) or None, device, num_warm_iter=1,
                          num_bench_iter=int(num_iter), rounds=1)[0]
-    print(json.dumps({'peak_rss_mb': peak_rss_mb(), 'step_ms': res.step_ms}))
+    peaks = {'peak_rss_mb': peak_rss_mb()}
+    if dev.type == 'cuda':
+        peaks['peak_cuda_mb'] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
+    print(json.dumps({**peaks, 'step_ms': res.step_ms}))
 
 
 def results_to_rows(results: List[BenchResult]) -> List[Dict[str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import timm_nf  # noqa: F401  (registers the models)
-from timm_nf.benchmark import bench_variants, measure_peak_memory, results_to_rows
+from timm_nf.benchmark import bench_variants, measure_peak_memory, memory_field, results_to_rows
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num-bench-iter', type=int, default=10, help='steps per model per round')
     p.add_argument('--rounds', type=int, default=5, help='interleaved rounds; the median over rounds is reported')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch decides)')
-    p.add_argument('--memory', action='store_true', help='also measure peak memory, one subprocess per model')
+    p.add_argument('--memory', action='store_true',
+                   help='also measure peak memory, one subprocess per model: CUDA memory allocated on CUDA, else RSS')
     p.add_argument('--results-file', default=None, help='write results as JSON (.json) or CSV (.csv)')
     p.add_argument('--markdown', nargs='+', default=None, metavar='CSV',
                    help='print results files written by --results-file as markdown tables, then exit')
@@ -86,17 +87,20 @@ def main(argv=None) -> int:
         except (ValueError, RuntimeError) as e:
             print(f'error: {e}', file=sys.stderr)
             return 2
+        field = memory_field(args.device)  # CUDA: device memory allocated; CPU: host RSS
         if args.memory:
             for r in res:
-                r.peak_rss_mb = measure_peak_memory(
-                    r.model, bench, args.batch_size, args.img_size, args.device, threads=args.threads)
+                setattr(r, field, measure_peak_memory(
+                    r.model, bench, args.batch_size, args.img_size, args.device, threads=args.threads))
         base = res[0].step_ms
         print(f'\n{bench}: batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.rounds} '
               f'interleaved rounds x {args.num_bench_iter} steps')
-        print(f'{"model":<44} {"ms/step":>9} {"samples/s":>10} {"vs first":>9} {"peak MB":>9}')
+        mem_header = 'CUDA MB' if field == 'peak_cuda_mb' else 'RSS MB'
+        print(f'{"model":<44} {"ms/step":>9} {"samples/s":>10} {"vs first":>9} {"peak " + mem_header:>12}')
         for r in res:
-            mem = f'{r.peak_rss_mb:.0f}' if r.peak_rss_mb else '-'
-            print(f'{r.model:<44} {r.step_ms:>9.2f} {r.samples_per_sec:>10.2f} {r.step_ms / base:>8.3f}x {mem:>9}')
+            peak = getattr(r, field)
+            mem = f'{peak:.0f}' if peak else '-'
+            print(f'{r.model:<44} {r.step_ms:>9.2f} {r.samples_per_sec:>10.2f} {r.step_ms / base:>8.3f}x {mem:>12}')
         results += res
     if args.results_file:
         rows = results_to_rows(results)

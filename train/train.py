@@ -112,10 +112,16 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
                             'the GPU')
     group.add_argument('--amp', action='store_true', default=False, help='mixed precision (autocast)')
     group.add_argument('--amp-dtype', default='float16', type=str, choices=('float16', 'bfloat16'),
-                       help='AMP dtype (default: float16; loss scaling only for float16 on CUDA)')
+                       help='AMP dtype (default: float16; loss scaling only for float16 on CUDA; bfloat16 has '
+                            'float32\'s range, for models whose activations approach float16\'s 65504)')
     group.add_argument('--no-ddp-bb', action='store_true', default=False, help='DDP: do not broadcast buffers')
     group.add_argument('--synchronize-step', action='store_true', default=False,
                        help='torch.cuda.synchronize() after each step')
+    group.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
+                       help='cuDNN autotuning on CUDA, as in timm')
+    group.add_argument('--deterministic', action='store_true', default=False,
+                       help='deterministic algorithms (cuDNN and PyTorch ops that have one; others warn), no cuDNN '
+                            'autotuning: for reruns that must agree on CUDA')
     group.add_argument('--local_rank', '--local-rank', default=0, type=int, help=argparse.SUPPRESS)
     group.add_argument('--device-modules', default=None, type=str, nargs='+',
                        help='modules to import first (device backends, model plugins)')

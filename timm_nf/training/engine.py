@@ -2,8 +2,14 @@
 
 The loops follow timm's train.py semantics (per-update LR scheduling, AGC leaving the classifier out,
 loss scaling only for float16 on CUDA, metrics averaged over ranks) and add what a long unattended run needs:
-a check that stops on a NaN / infinite loss *before* the bad step changes the weights, and progress lines
-with the time left for the whole run.
+a check that stops on a NaN / infinite loss before any checkpoint holds the weights it produced, and progress
+lines with the time left for the whole run.
+
+The training step never waits for the device: each update's loss stays there until a progress line (every
+`--log-interval` updates and the epoch's last) reads the pending losses in one transfer, one all-reduce under DDP,
+and checks them. On a GPU a per-step `loss.item()` drains the launch queue, which idles the GPU of a CIFAR-size
+network whose time goes to kernel launches. Evaluation counts every sample of the dataset exactly once, also under
+DDP, where the distributed sampler pads the ranks to equal length.
 """
 import logging
 import math
@@ -13,10 +19,10 @@ from contextlib import nullcontext
 from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
-from timm.utils import AverageMeter, accuracy, dispatch_clip_grad, reduce_tensor, unwrap_model
+from timm.task import ClassificationEvaluator, evaluation_sample_limit
+from timm.utils import AverageMeter, dispatch_clip_grad, reduce_tensor, unwrap_model
 
 from .errors import NonFiniteLossError
 
@@ -76,12 +82,16 @@ def clip_parameters(model: nn.Module, exclude_head: bool = False) -> List[torch.
     return params[:-2]
 
 
-def _all_finite(loss: torch.Tensor, distributed: bool) -> bool:
-    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+def _read_losses(losses: List[torch.Tensor], distributed: bool, world_size: int) -> List[float]:
+    """The pending per-update losses as floats, averaged over ranks under DDP: the step's only host sync.
+
+    A non-finite loss on any rank makes that update's mean non-finite on every rank, so all ranks stop at the same
+    batch (a rank that went on would wait forever in DDP's all-reduce).
+    """
+    values = torch.stack(losses)
     if distributed:
-        # Every rank must take the same decision, else the ranks that go on wait forever in DDP's all-reduce.
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    return bool(finite.item())
+        values = reduce_tensor(values, world_size)
+    return values.tolist()
 
 
 def train_one_epoch(
@@ -123,7 +133,8 @@ def train_one_epoch(
         `{'loss': mean training loss over ranks}`.
 
     Raises:
-        NonFiniteLossError: The loss of a batch was NaN or infinite on any rank.
+        NonFiniteLossError: The loss of a batch was NaN or infinite on any rank; raised at the next progress line,
+            before the epoch ends, so no checkpoint holds the weights updated from it.
     """
     if args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
         if args.prefetcher and getattr(loader, 'mixup_enabled', False):
@@ -134,11 +145,31 @@ def train_one_epoch(
     second_order = getattr(optimizer, 'is_second_order', False)
     batch_time_m, data_time_m, losses_m = AverageMeter(), AverageMeter(), AverageMeter()
     model.train()
-    params_to_clip = clip_parameters(model, exclude_head='agc' in args.clip_mode) if args.clip_grad else None
+    # --clip-grad 0 means no clipping, as a missing value does (timm's scaler would clip to a norm of 0).
+    clip_grad = args.clip_grad or None
+    params_to_clip = clip_parameters(model, exclude_head='agc' in args.clip_mode) if clip_grad else None
 
     num_batches = len(loader)
     last_idx = num_batches - 1
     num_updates = epoch * num_batches
+    pending_losses: List[torch.Tensor] = []  # on the device until the next progress line reads them
+    pending_sizes: List[int] = []
+
+    def read_pending(batch_idx: int) -> None:
+        values = _read_losses(pending_losses, args.distributed, args.world_size)
+        first = batch_idx + 1 - len(values)
+        for i, (value, n) in enumerate(zip(values, pending_sizes)):
+            if not math.isfinite(value):
+                where = ' on some rank' if args.distributed else ''
+                raise NonFiniteLossError(
+                    f'training loss is {value}{where} at epoch {epoch} batch {first + i}; stopped at batch '
+                    f'{batch_idx}, before saving the weights. Lower --lr, add --warmup-epochs or --clip-grad, '
+                    f'or check the data')
+            losses_m.update(value, n)
+        pending_losses.clear()
+        pending_sizes.clear()
+
+    batch_idx = -1
     end = time.time()
     for batch_idx, (input, target) in enumerate(loader):
         last_batch = batch_idx == last_idx
@@ -153,21 +184,17 @@ def train_one_epoch(
         with amp_autocast():
             output = model(input)
             loss = loss_fn(output, target)
-
-        if not _all_finite(loss, args.distributed):
-            where = ' on some rank' if args.distributed else ''
-            raise NonFiniteLossError(
-                f'training loss is {loss.item()}{where} at epoch {epoch} batch {batch_idx}; stopped before '
-                f'updating the weights. Lower --lr, add --warmup-epochs or --clip-grad, or check the data')
+        pending_losses.append(loss.detach().float())
+        pending_sizes.append(input.shape[0])
 
         optimizer.zero_grad(set_to_none=True)
         if loss_scaler is not None:
-            loss_scaler(loss, optimizer, clip_grad=args.clip_grad, clip_mode=args.clip_mode,
+            loss_scaler(loss, optimizer, clip_grad=clip_grad, clip_mode=args.clip_mode,
                         parameters=params_to_clip, create_graph=second_order)
         else:
             loss.backward(create_graph=second_order)
-            if args.clip_grad:
-                dispatch_clip_grad(params_to_clip, value=args.clip_grad, mode=args.clip_mode)
+            if clip_grad:
+                dispatch_clip_grad(params_to_clip, value=clip_grad, mode=args.clip_mode)
             optimizer.step()
 
         num_updates += 1
@@ -177,38 +204,36 @@ def train_one_epoch(
             torch.cuda.synchronize()
 
         batch_size = input.shape[0]
-        losses_m.update(loss.item(), batch_size)
         batch_time_m.update(time.time() - end)
         clock.step()
 
         if batch_idx % args.log_interval == 0 or last_batch:
+            read_pending(batch_idx)
             lrs = [group['lr'] for group in optimizer.param_groups]
             lr = sum(lrs) / len(lrs)
-            loss_avg = losses_m.avg
-            if args.distributed:
-                loss_avg = reduce_tensor(torch.tensor([loss_avg], device=device), args.world_size).item()
             if args.rank == 0:
                 rate = batch_size * args.world_size / max(batch_time_m.avg, 1e-9)
                 _logger.info(
                     f'Train: {epoch}/{num_epochs} [{batch_idx:>4d}/{num_batches} '
                     f'({100. * (batch_idx + 1) / num_batches:>3.0f}%)]  '
-                    f'Loss: {losses_m.val:#.3g} ({loss_avg:#.3g})  '
+                    f'Loss: {losses_m.val:#.3g} ({losses_m.avg:#.3g})  '
                     f'{rate:>7.1f} img/s  LR: {lr:.3e}  '
                     f'Data: {data_time_m.avg:.3f}s  '
                     f'Elapsed: {format_seconds(clock.elapsed())}  Left: {format_seconds(clock.time_left())}'
                 )
 
         if lr_scheduler is not None:
+            # The metric is the average as of the last progress line; timm's per-update schedules do not use it.
             lr_scheduler.step_update(num_updates=num_updates, metric=losses_m.avg)
         end = time.time()
 
+    if pending_losses:  # a loader that yielded fewer batches than its len()
+        read_pending(batch_idx)
     if hasattr(optimizer, 'sync_lookahead'):
         optimizer.sync_lookahead()
 
-    loss_avg = losses_m.avg
-    if args.distributed:
-        loss_avg = reduce_tensor(torch.tensor([loss_avg], device=device), args.world_size).item()
-    return OrderedDict([('loss', loss_avg)])
+    # The epoch's last batch was read above, so the average already covers every update (and every rank).
+    return OrderedDict([('loss', losses_m.avg)])
 
 
 def evaluate(
@@ -219,18 +244,20 @@ def evaluate(
         channels_last: bool = False,
         amp_autocast=nullcontext,
         distributed: bool = False,
-        world_size: int = 1,
         log_interval: int = 50,
         log_prefix: str = 'Test',
         log: bool = True,
 ) -> Dict[str, float]:
-    """Cross-entropy loss, top-1 and top-5 accuracy (percent) of `model` over `loader`, averaged over ranks.
+    """Cross-entropy loss, top-1 and top-5 accuracy (percent) of `model` over the samples of `loader`'s dataset.
+
+    Under DDP every sample counts once: timm's evaluator drops the duplicates the distributed sampler pads the last
+    ranks with, and the totals are summed over ranks, so the result equals a single-process evaluation's.
 
     Returns:
         `{'loss', 'top1', 'top5'}` (timm's names; top-5 is top-k with k = number of classes if fewer than 5).
     """
-    loss_fn = nn.CrossEntropyLoss()
-    batch_time_m, losses_m, top1_m, top5_m = AverageMeter(), AverageMeter(), AverageMeter(), AverageMeter()
+    evaluator = ClassificationEvaluator(device, max_samples=evaluation_sample_limit(loader))
+    batch_time_m = AverageMeter()
     model.eval()
     last_idx = len(loader) - 1
     end = time.time()
@@ -242,27 +269,17 @@ def evaluate(
                 input = input.contiguous(memory_format=torch.channels_last)
             with amp_autocast():
                 output = model(input)
-                if isinstance(output, (tuple, list)):
-                    output = output[0]
-                loss = loss_fn(output, target)
-            acc1, acc5 = accuracy(output.float(), target, topk=(1, 5))
-            if distributed:
-                loss = reduce_tensor(loss.detach(), world_size)
-                acc1 = reduce_tensor(acc1, world_size)
-                acc5 = reduce_tensor(acc5, world_size)
-            batch_size = output.shape[0]
-            losses_m.update(loss.item(), batch_size)
-            top1_m.update(acc1.item(), batch_size)
-            top5_m.update(acc5.item(), batch_size)
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            evaluator.update(output, target)
             batch_time_m.update(time.time() - end)
             end = time.time()
             if log and (batch_idx == last_idx or batch_idx % log_interval == 0):
+                running = evaluator.summary()  # this process's samples so far (one host sync, no collective)
                 _logger.info(
                     f'{log_prefix}: [{batch_idx:>4d}/{last_idx}]  '
                     f'Time: {batch_time_m.val:.3f} ({batch_time_m.avg:.3f}, '
-                    f'{batch_size / max(batch_time_m.avg, 1e-9):>7.1f} img/s)  '
-                    f'Loss: {losses_m.val:>7.3f} ({losses_m.avg:>6.3f})  '
-                    f'Acc@1: {top1_m.val:>7.3f} ({top1_m.avg:>7.3f})  '
-                    f'Acc@5: {top5_m.val:>7.3f} ({top5_m.avg:>7.3f})'
+                    f'{output.shape[0] / max(batch_time_m.avg, 1e-9):>7.1f} img/s)  '
+                    f'Loss: {running["loss"]:>6.3f}  Acc@1: {running["top1"]:>7.3f}  Acc@5: {running["top5"]:>7.3f}'
                 )
-    return OrderedDict([('loss', losses_m.avg), ('top1', top1_m.avg), ('top5', top5_m.avg)])
+    return evaluator.compute(distributed=distributed)

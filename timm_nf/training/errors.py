@@ -12,4 +12,4 @@ class CheckpointError(RunError):
 
 
 class NonFiniteLossError(RunError):
-    """The training loss became NaN or infinite; training stopped before the bad step touched the weights."""
+    """The training loss became NaN or infinite; training stopped before any checkpoint held the weights it made."""

@@ -7,7 +7,10 @@ RandAugment, optimizer, scheduler, loss, EMA, DDP, checkpoints, summary.csv) wit
 * `--resume auto` continues the experiment in `<output>/<experiment>/` from its last checkpoint, or starts it.
 * Every check that can fail on bad input runs before anything is written, and fails with a one-line
   `RunError`; all files are written by rank 0 only, atomically.
-* A NaN / infinite loss stops the run before the bad update, keeping the last good checkpoint.
+* A NaN / infinite loss stops the run before any checkpoint holds the weights it produced, keeping the last good
+  checkpoint; the training step itself never waits for the device (see `engine.py`).
+* On CUDA, cuDNN autotuning is on unless `--no-cudnn-benchmark`; `--deterministic` asks for reruns that agree;
+  `--amp` with float16 warns when the model's activations at init leave float16 little headroom (`backends.py`).
 """
 import logging
 import logging.handlers
@@ -38,6 +41,7 @@ from timm_nf.data import (
     PAD_CROP_MODE, check_training_splits, create_dataset, dataset_num_classes, transforms_pad_crop_train,
 )
 
+from .backends import configure_backends, float16_overflow_warning, peak_activation
 from .checkpoint import (
     AtomicCheckpointSaver, atomic_write_text, checkpoint_state_dict, current_umask, find_resume_checkpoint,
     load_checkpoint_file, load_model_checkpoint, load_model_state, remove_stale_temp_files,
@@ -97,6 +101,16 @@ def build_model(
         raise
     except OSError as e:  # pretrained download without network, hub errors
         raise RunError(f'cannot load pretrained weights for {model_name!r}: {str(e).splitlines()[0][:200]}') from e
+
+
+def _wrapper_chain(model: nn.Module) -> str:
+    """The model's wrappers, outermost first, e.g. `OptimizedModule(DistributedDataParallel(ResidualNet))`."""
+    names = [type(model).__name__]
+    inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
+    while isinstance(inner, nn.Module):
+        names.append(type(inner).__name__)
+        inner = getattr(inner, '_orig_mod', None) or getattr(inner, 'module', None)
+    return '('.join(names) + ')' * (len(names) - 1)
 
 
 def _check_num_classes(args, dataset, split: str) -> None:
@@ -217,6 +231,9 @@ def _run_training(args, run_args: Dict[str, Any], log_buffer: Optional[logging.H
         _logger.info(f'Distributed training: process {args.rank} of {args.world_size}, device {device}.')
     else:
         _logger.info(f'Training with a single process on {device}.')
+    backends = configure_backends(device, deterministic=args.deterministic, cudnn_benchmark=args.cudnn_benchmark)
+    if primary:
+        _logger.info(f'Algorithms: {backends}.')
 
     amp_dtype = torch.bfloat16 if args.amp_dtype == 'bfloat16' else torch.float16
     amp_autocast = partial(torch.autocast, device_type=device.type, dtype=amp_dtype) if args.amp else nullcontext
@@ -366,13 +383,25 @@ def _run_training(args, run_args: Dict[str, Any], log_buffer: Optional[logging.H
             elif primary:
                 _logger.warning(f'{resume_path} has no EMA weights; the EMA restarts from the resumed model.')
 
-    if args.torchcompile:
-        model = torch.compile(model, backend=args.torchcompile, mode=args.torchcompile_mode)
+    if args.amp and amp_dtype == torch.float16 and primary:
+        # Measured on the weights training starts from, before any wrapper; the run's RNG streams are untouched.
+        warning = float16_overflow_warning(args.model, peak_activation(
+            model, loader_eval if loader_eval is not None else loader_train, device))
+        if warning:
+            _logger.warning(warning)
+
     if args.distributed:
         # broadcast_buffers is passed only to turn it off: torch >= 2.12 warns whenever it is given.
         ddp_kwargs = dict(broadcast_buffers=False) if args.no_ddp_bb else {}
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == 'cuda' else None, **ddp_kwargs)
+    if args.torchcompile:
+        # After the DDP wrap, PyTorch's documented order for DDP + torch.compile (and timm's train.py up to 1.0.26):
+        # dynamo's DDPOptimizer cuts the compiled graph at DDP's gradient buckets, so that each bucket's all-reduce
+        # can overlap the rest of the backward.
+        model = torch.compile(model, backend=args.torchcompile, mode=args.torchcompile_mode)
+        if primary:
+            _logger.info(f'Compiled with backend {args.torchcompile}: training {_wrapper_chain(model)}.')
 
     updates_per_epoch = len(loader_train)
     lr_scheduler, num_epochs = create_scheduler_v2(
@@ -430,7 +459,7 @@ def _run_training(args, run_args: Dict[str, Any], log_buffer: Optional[logging.H
             if loader_eval is not None:
                 eval_kwargs = dict(
                     device=device, prefetcher=args.prefetcher, channels_last=args.channels_last,
-                    amp_autocast=amp_autocast, distributed=args.distributed, world_size=args.world_size,
+                    amp_autocast=amp_autocast, distributed=args.distributed,
                     log_interval=args.log_interval, log=primary)
                 eval_metrics = evaluate(model, loader_eval, **eval_kwargs)
                 if model_ema is not None and not args.model_ema_force_cpu:
