@@ -2,7 +2,8 @@
 """Publish a trained checkpoint as a Hugging Face Hub repo timm loads (`hf-hub:OWNER/REPO` or a pretrained tag).
 
 Writes DIR with `model.safetensors`, `config.json` (timm's Hub format), `README.md` (the model card, metrics from
---results) and `train_hparams.yaml`; with --push uploads DIR as one commit (token from HF_TOKEN or `hf auth login`).
+--results) and `train_hparams.yaml` (the run's args.yaml, its paths relative to this repository); with --push
+uploads DIR as one commit (token from HF_TOKEN or `hf auth login`).
 
 Examples:
     # an hf-hub: repo (any model, keyword variants included: config.json carries model_args)
@@ -13,22 +14,28 @@ Examples:
         --results hub/results/crelu_resnet20.digits.json --out hub/published/crelu_resnet20.digits --verify
     # retry a failed upload of DIR
     python hub/publish.py --out hub/published/crelu_resnet20.digits --repo-id timm-nf/crelu_resnet20.digits --push
-    # every folder of hub/published/: list them (dry run, offline), then upload those the Hub lacks, one commit each
+    # every folder of hub/published/: list them and which the Hub lacks (dry run), then upload those, one commit each
     python hub/publish.py --all
     python hub/publish.py --all --push
+    # write every folder again from its own files after a card or version change (the same weights, checked)
+    python hub/publish.py --all --regenerate
 """
 import argparse
 import logging
 import os
 import sys
+from typing import Dict, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # repository tooling (hub.publishing); timm_nf itself may be installed or this checkout's
 
+import safetensors.torch  # noqa: E402
+import torch  # noqa: E402
+
 import timm_nf  # noqa: E402,F401  (registers the timm-nf models with timm)
 from hub.publishing import (  # noqa: E402
-    PublishError, plan_publications, prepare_publication, push_folder, push_publications, verify_round_trip,
-    write_publication,
+    WEIGHTS_FILE, PublishError, hub_status, plan_publications, prepare_publication, prepare_republication,
+    push_folder, push_publications, verify_round_trip, write_publication,
 )
 
 PUBLISHED_ROOT = os.path.join(REPO, 'hub', 'published')
@@ -46,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', default=None, metavar='DIR', help='folder to write the repo content to')
     parser.add_argument('--all', nargs='?', const=PUBLISHED_ROOT, default=None, metavar='ROOT',
                         help='every publication folder under ROOT (default hub/published/): list each folder, its '
-                             'files and target repo (dry run); with --push upload those the Hub does not hold '
-                             'identically yet, one commit each')
+                             'files, its target repo and whether the Hub has it (dry run; says so when the Hub '
+                             'cannot be asked); with --push upload those the Hub does not hold identically yet, one '
+                             'commit each; with --regenerate write each again from its own files')
     ema = parser.add_mutually_exclusive_group()
     ema.add_argument('--ema', dest='use_ema', action='store_const', const=True, default=None,
                      help='publish the EMA weights')
@@ -60,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--push', action='store_true', help='upload DIR to the Hub as one commit')
     parser.add_argument('--private', action='store_true', help='create the Hub repo private')
     parser.add_argument('--revision', default='', help='Hub branch to commit to (default: main)')
+    parser.add_argument('--regenerate', action='store_true',
+                        help='write DIR (--out) or every folder (--all) again from its own files: the same weights '
+                             '(checked tensor by tensor) with this version\'s card, config.json and metadata; no '
+                             'checkpoint needed')
     parser.add_argument('--verify', action='store_true',
                         help='load DIR back offline (Hub cache layout, HF_HUB_OFFLINE=1) and compare with the '
                              'checkpoint')
@@ -68,10 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def publish_all(root: str, push: bool) -> int:
     plans = plan_publications(root)
+    status, why = (None, '') if push else hub_status(plans)
     for plan in plans:
         files = ', '.join(f'{name} {size / 1e6:.2f} MB' for name, size in plan.files.items())
-        print(f'{plan.folder} -> {plan.repo_id}: {files}')
+        where = '' if status is None else (' (on the Hub)' if status[plan.repo_id] else ' (not on the Hub yet)')
+        print(f'{plan.folder} -> {plan.repo_id}{where}: {files}')
     if not push:
+        if status is None:
+            print(f'Hub: could not ask which of these repos exist ({why}); until a push, the folders above are the '
+                  "only copy of their weights (timm.create_model('local-dir:FOLDER', pretrained=True))")
+        else:
+            missing = [plan.repo_id for plan in plans if not status[plan.repo_id]]
+            print(f'Hub: {len(missing)} of {len(plans)} repos not on the Hub yet'
+                  + (f": {', '.join(missing)}" if missing else ''))
         print(f'dry run: {len(plans)} folders; add --push to upload those the Hub does not hold identically yet')
         return 0
     for plan, result in push_publications(plans):
@@ -79,10 +100,41 @@ def publish_all(root: str, push: bool) -> int:
     return 0
 
 
+def regenerate(folder: str, repo_id: Optional[str], results: Optional[str], revision: str) -> None:
+    """Write a publication folder again from its own files; its tensors must come out equal."""
+    weights = os.path.join(folder, WEIGHTS_FILE)
+    pub = prepare_republication(folder, repo_id=repo_id, results=results, revision=revision)
+    old = safetensors.torch.load_file(weights)
+    _check_same_tensors(old, pub.model.state_dict(), folder)
+    names = write_publication(pub, folder)
+    _check_same_tensors(old, safetensors.torch.load_file(weights), folder)
+    print(f'regenerated {folder}: {", ".join(names)} ({len(old)} tensors unchanged)')
+
+
+def _check_same_tensors(old: Dict[str, torch.Tensor], new: Dict[str, torch.Tensor], folder: str) -> None:
+    changed = sorted(set(old) ^ set(new)) + [k for k in old if k in new and not torch.equal(old[k], new[k])]
+    if changed:
+        raise PublishError(f'regenerating {folder} would change its weights ({", ".join(changed[:4])}); '
+                           f'publish it from its checkpoint instead (--checkpoint)')
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     args = build_parser().parse_args(argv)
     try:
+        if args.regenerate:
+            if args.checkpoint or args.push:
+                raise PublishError('--regenerate rewrites existing folders from their own files; run it without '
+                                   '--checkpoint and --push')
+            if args.all is not None:
+                folders = [str(plan.folder) for plan in plan_publications(args.all)]
+            elif args.out:
+                folders = [args.out]
+            else:
+                raise PublishError('--regenerate needs --out DIR or --all')
+            for folder in folders:
+                regenerate(folder, args.repo_id, args.results, args.revision)
+            return 0
         if args.all is not None:
             return publish_all(args.all, args.push)
         if not args.out:

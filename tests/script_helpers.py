@@ -2,6 +2,7 @@
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from types import ModuleType
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A path starting at a machine's top-level folder for work, temporary files or home directories (issue 17's pattern);
+# not preceded by a name character, so that `output/tmp/x` or `a.tmp/` do not count.
+MACHINE_PATH = re.compile(r'(^|[^A-Za-z0-9_.])/(work|tmp|root|home)/', re.MULTILINE)
 
 
 def script_env(**extra: str) -> Dict[str, str]:
@@ -61,3 +66,12 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> s
     for phrase in phrases:
         assert phrase in errors[0], errors[0]
     return errors[0]
+
+
+def assert_no_machine_paths(text: str, *places: Path) -> None:
+    """`text` (a record a script wrote) names no machine path and none of `places` (this checkout, a test's
+    temporary folder), wherever those happen to be."""
+    match = MACHINE_PATH.search(text)
+    assert match is None, text[max(0, match.start() - 200):match.end() + 200]
+    for place in places:
+        assert str(place) not in text, f'{place} in:\n{text[:3000]}'

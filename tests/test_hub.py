@@ -2,12 +2,14 @@
 Face Hub cache layout, and timm loading offline in subprocesses (huggingface_hub reads HF_HUB_OFFLINE and its
 cache paths once, at import). Upload failures are real: offline mode and a closed port on loopback."""
 import hashlib
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, List
 
@@ -19,10 +21,12 @@ import yaml
 from huggingface_hub import ModelCard
 
 import timm
-from hub.publishing import MAX_WEIGHTS_IN_GIT, REPO_ROOT, architecture_differences, entry_results, install_in_hf_cache
+from hub.publishing import (
+    MAX_WEIGHTS_IN_GIT, REPO_ROOT, architecture_differences, entry_results, install_in_hf_cache, study_seeds,
+)
 from hub.publishing.model_cards import FAMILIES, our_models
-from timm_nf.pretrained import PUBLISHED, find_published
-from script_helpers import REPO, assert_one_line_error, call_main, script_env
+from timm_nf.pretrained import PUBLISHED, NoPretrainedWeightsError, find_published
+from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -144,22 +148,39 @@ def test_tag_folder_holds_weights_config_card_hparams(tag_folder: Path, tiny_run
     assert pcfg['mean'] == list(entry.mean) and pcfg['std'] == list(entry.std)
     assert 'hf_hub_id' not in pcfg and 'file' not in pcfg
     assert (tag_folder / 'train_hparams.yaml').read_bytes() == tiny_run['args'].read_bytes()
+    # Nothing in the folder names this checkout or the temporary folders the run and the folder live in.
+    header = (tag_folder / 'model.safetensors').read_bytes()[:100_000].decode('latin-1')
+    for text in [header] + [(tag_folder / n).read_text() for n in ('README.md', 'config.json', 'train_hparams.yaml')]:
+        assert_no_machine_paths(text, REPO, tag_folder.parent, tiny_run['checkpoint'].parent)
 
 
 def test_card_parses_and_its_metrics_are_the_results_file(tag_folder: Path, tiny_run):
     card = ModelCard.load(tag_folder / 'README.md')
     data = card.data
     assert data.library_name == 'timm' and data.pipeline_tag == 'image-classification'
-    assert data.license == 'apache-2.0' and data.datasets == ['digits'] and 'timm' in data.tags
+    # scikit-learn's digits have no dataset on the Hub: no `datasets:` id rather than one that does not exist
+    assert data.license == 'apache-2.0' and data.datasets is None and 'timm' in data.tags
     results = json.loads(tiny_run['results'].read_text())
     metrics = {r.metric_type: r.metric_value for r in data.eval_results}
     assert metrics == {'accuracy': results['top1'], 'top_5_accuracy': results['top5']}
     assert {r.dataset_split for r in data.eval_results} == {'validation'}
+    text = card.text
     for section in ('## Model Details', 'Params (M): 0.416', 'GMACs: 0.062', 'Activations (M)', 'Image size: 32 x 32',
                     '### Image Classification', '### Feature Map Extraction', '### Image Embeddings',
-                    '## Model Comparison', '## Citation', 'hf download timm-nf/crelu_resnet20.digits',
-                    'timm.create_model("crelu_resnet20.digits", pretrained=True)', f"| {results['top1']:.2f} |"):
-        assert section in card.text, section
+                    '## Model Comparison', '## Citation', f"| {results['top1']:.2f} |",
+                    # install first, then where the weights are and the call that loads them
+                    'clone the timm-nf repository', 'pip install .', "pip install '.[digits]'",
+                    'hub/published/crelu_resnet20.digits/', "timm.create_model('local-dir:hub/published/"
+                    "crelu_resnet20.digits', pretrained=True)", "timm.create_model('crelu_resnet20.digits', "
+                    "pretrained=True)", 'python hub/publish.py --all --push',
+                    # each number with its dataset, split and images, and what was chosen on that split
+                    f"| top-1 accuracy | {results['top1']:.2f}% | digits | validation | 64 | nothing",
+                    'Nothing was chosen on this split', 'final weights of a single training run (seed 0)',
+                    # the dataset's citation
+                    'doi={10.24432/C50P49}'):
+        assert section in text, section
+    assert text.index('pip install .') < text.index('## Evaluation') < text.index('## Model Details')
+    assert 'hf download' not in text  # nothing suggests the Hub holds the weights before a push
 
 
 def test_offline_round_trip_through_the_hub_cache(tag_folder: Path, tiny_run, tmp_path: Path):
@@ -248,6 +269,40 @@ def test_republishing_gives_identical_files(tag_folder: Path, tiny_run, tmp_path
                     '--results', str(tiny_run['results']), '--out', str(out)], capsys)
     assert proc.returncode == 0 and snapshot(out) == snapshot(tag_folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['again']
+
+
+def test_hparams_paths_are_made_portable_and_an_earlier_checkpoint_is_labelled(tiny_run, tmp_path: Path, capsys):
+    """An args.yaml that names the training machine's paths is published with the recipe relative to the repository
+    and the output folder left out; a checkpoint before the run's last epoch, measured on the run's validation
+    split, is labelled as possibly chosen on it."""
+    args = yaml.safe_load(tiny_run['args'].read_text())
+    args.update(config=str(REPO / 'train' / 'recipes' / 'digits.yaml'), output=str(tmp_path / 'runs'), epochs=3)
+    hparams = tmp_path / 'args.yaml'
+    hparams.write_text(yaml.safe_dump(args, default_flow_style=False))
+    out = tmp_path / 'pub'
+    proc = publish(['--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag', 'digits',
+                    '--results', str(tiny_run['results']), '--hparams', str(hparams), '--out', str(out)], capsys)
+    assert proc.returncode == 0, proc.stderr
+    published = yaml.safe_load((out / 'train_hparams.yaml').read_text())
+    assert published == dict(args, config='train/recipes/digits.yaml', output=None)
+    for name in ('README.md', 'train_hparams.yaml', 'config.json'):
+        assert_no_machine_paths((out / name).read_text(), REPO, tmp_path)
+    text = ModelCard.load(out / 'README.md').text
+    assert 'epoch 1 of 3, not the final one' in text and 'Chosen on the split it is measured on' in text
+
+
+def test_regenerating_a_folder_from_itself_gives_identical_files(tag_folder: Path, tiny_run, tmp_path: Path, capsys):
+    copy = tmp_path / 'crelu_resnet20.digits'
+    shutil.copytree(tag_folder, copy)
+    proc = publish(['--regenerate', '--out', str(copy), '--results', str(tiny_run['results'])], capsys)
+    assert proc.returncode == 0, proc.stderr
+    assert 'tensors unchanged' in proc.stdout
+    assert snapshot(copy) == snapshot(tag_folder)  # no checkpoint needed, nothing changes when nothing changed
+    # without these weights' results (the registry's file measured another checkpoint), nothing is written
+    (copy / 'README.md').write_text('stale card')
+    before = snapshot(copy)
+    assert_one_line_error(publish(['--regenerate', '--out', str(copy)], capsys), 'not this one')
+    assert snapshot(copy) == before and sorted(p.name for p in tmp_path.iterdir()) == ['crelu_resnet20.digits']
 
 
 # Bad input ----------------------------------------------------------------------------------------------------
@@ -375,6 +430,26 @@ def test_committed_publication_matches_registry_and_results(entry):
     assert hparams['model'] == entry.model and hparams['dataset'] == entry.dataset
 
 
+@pytest.mark.parametrize('entry', PUBLISHED, ids=[e.name for e in PUBLISHED])
+def test_committed_card_says_how_to_install_where_the_weights_are_and_what_each_number_is(entry):
+    text = ModelCard.load(REPO / entry.published / 'README.md').text
+    row = entry_results(entry)
+    for phrase in ('clone the timm-nf repository', 'pip install .', f'`{entry.published}/`',
+                   f"timm.create_model('local-dir:{entry.published}', pretrained=True)",
+                   'python hub/publish.py --all --push',
+                   f"| top-1 accuracy | {row['top1']:.2f}% | {entry.dataset} | {row['split']} | {row['num_images']} |"):
+        assert phrase in text, phrase
+    seeds = study_seeds(entry)
+    if seeds is None:
+        assert 'Nothing was chosen on this split' in text
+    else:
+        median = 'diverged' if seeds.median is None else f'{seeds.median:.2f}%'
+        assert 'Selected on the split it is measured on' in text and f'**{median}**' in text
+        assert f"| {row['num_images']} | {entry.selection} |" in text  # beside the number
+        # the published seed is the study's best, and its final validation top-1 is the card's number
+        assert dict(seeds.top1)[seeds.chosen] == pytest.approx(row['top1'], abs=0.01)
+
+
 @pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits'], ids=lambda e: e.name)
 def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path):
     """The tag, loaded offline from a Hub cache of the committed folder, validates to the committed top-1."""
@@ -431,8 +506,29 @@ def test_cifar_names_default_to_32px_and_tags_carry_their_own_size():
     out = timm.create_model('crelu_resnet56_relu.digits', device='meta').forward_features(
         torch.empty(1, 3, 16, 16, device='meta'))
     assert tuple(out.shape[-2:]) == tag.pool_size
-    with pytest.raises(RuntimeError, match='No pretrained weights exist for crelu_resnet56'):
+    with pytest.raises(RuntimeError, match='No pretrained weights exist for crelu_resnet56: .*crelu_resnet56.digits'):
         timm.create_model('crelu_resnet56', pretrained=True)
+
+
+def test_bare_name_with_pretrained_names_the_tags_that_have_weights(capsys):
+    with pytest.raises(NoPretrainedWeightsError) as info:
+        timm.create_model('crelu_resnet20', pretrained=True)
+    message = str(info.value)
+    assert isinstance(info.value, RuntimeError) and '\n' not in message  # timm's exception type, one line
+    for phrase in ('crelu_resnet20.digits', "timm.create_model('local-dir:hub/published/crelu_resnet20.digits', "
+                   "pretrained=True)", 'timm-nf/crelu_resnet20.digits'):
+        assert phrase in message, message
+    # an architecture without published weights keeps timm's own error; weights given another way still load
+    with pytest.raises(RuntimeError, match='No pretrained weights exist for crelu_resnet32') as info:
+        timm.create_model('crelu_resnet32', pretrained=True)
+    assert not isinstance(info.value, NoPretrainedWeightsError)
+    weights = str(REPO / 'hub' / 'published' / 'crelu_resnet20.digits' / 'model.safetensors')
+    timm.create_model('crelu_resnet20', pretrained=True, pretrained_cfg_overlay=dict(file=weights))
+    # the scripts print the same one line
+    proc = call_main(VALIDATE, ['--model', 'crelu_resnet20', '--pretrained', '--dataset', 'digits', '--workers',
+                                '0'], capsys)
+    assert_one_line_error(proc, 'No pretrained weights exist for crelu_resnet20', 'crelu_resnet20.digits',
+                          'local-dir:hub/published/crelu_resnet20.digits')
 
 
 @pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT='http://127.0.0.1:9')],
@@ -441,7 +537,8 @@ def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_p
     entry = find_published('crelu_resnet56_relu', 'digits')
     proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0'],
                cwd=tmp_path, HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'), **env)
-    assert_one_line_error(proc, entry.name, entry.hub_id, f"local-dir:{REPO / entry.published}")
+    # the folder relative to a clone's root: the installed package cannot know where a clone is
+    assert_one_line_error(proc, entry.name, entry.hub_id, f"'local-dir:{entry.published}'")
     code = (f"import timm, timm_nf\ntry:\n    timm.create_model('{entry.name}', pretrained=True)\n"
             "except timm_nf.pretrained.WeightsUnavailableError as e:\n    print('caught', e)\n")
     proc = run(['-c', code], cwd=tmp_path, HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(tmp_path / 'empty'),
@@ -449,13 +546,65 @@ def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_p
     assert proc.stdout.startswith('caught the weights of crelu_resnet56_relu.digits'), proc.stdout + proc.stderr
 
 
-def test_publish_all_dry_run_lists_every_folder_offline(capsys):
-    proc = publish(['--all'], capsys)
+def _folder_lines(stdout: str) -> Dict[str, str]:
+    return {e.name: next(l for l in stdout.splitlines() if l.startswith(str(REPO / e.published) + ' '))
+            for e in PUBLISHED}
+
+
+@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT='http://127.0.0.1:9')],
+                         ids=['offline', 'refused'])
+def test_publish_all_dry_run_lists_every_folder_and_says_when_the_hub_cannot_be_asked(env, tmp_path: Path):
+    proc = run([str(PUBLISH), '--all'], cwd=tmp_path, timeout=60, HF_HOME=str(tmp_path / 'hf-home'), **env)
     assert proc.returncode == 0, proc.stderr
     for entry in PUBLISHED:
-        line = next(l for l in proc.stdout.splitlines() if l.startswith(str(REPO / entry.published) + ' '))
+        line = _folder_lines(proc.stdout)[entry.name]
         assert f'-> {entry.hub_id}:' in line and 'model.safetensors' in line and 'MB' in line
+    could_not = [l for l in proc.stdout.splitlines() if l.startswith('Hub: could not ask')]
+    assert len(could_not) == 1 and 'local-dir:' in could_not[0], proc.stdout
+    assert ('HF_HUB_OFFLINE' if 'HF_HUB_OFFLINE' in env else 'onnect') in could_not[0]
     assert f'dry run: {len(PUBLISHED)} folders' in proc.stdout
+
+
+class _FakeHub(http.server.BaseHTTPRequestHandler):
+    """A Hub API on loopback that knows one model repo and answers 404 RepoNotFound for every other."""
+    known = 'timm-nf/crelu_resnet20.digits'
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        repo = self.path.split('?')[0].removeprefix('/api/models/').rstrip('/')
+        if repo == self.known:
+            body, status, headers = json.dumps({'id': repo, 'sha': '0' * 40}).encode(), 200, {}
+        else:
+            body, status, headers = b'{"error": "Repository not found"}', 404, {'X-Error-Code': 'RepoNotFound'}
+        self.send_response(status)
+        for key, value in dict(headers, **{'Content-Type': 'application/json'}).items():
+            self.send_header(key, value)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_publish_all_dry_run_names_the_repos_the_hub_lacks(tmp_path: Path):
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = run([str(PUBLISH), '--all'], cwd=tmp_path, timeout=60, HF_HOME=str(tmp_path / 'hf-home'),
+                   HF_ENDPOINT=f'http://127.0.0.1:{server.server_address[1]}')
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    lines = _folder_lines(proc.stdout)
+    for entry in PUBLISHED:
+        on_hub = entry.hub_id == _FakeHub.known
+        assert ('(on the Hub):' if on_hub else '(not on the Hub yet):') in lines[entry.name], lines[entry.name]
+    summary = next(l for l in proc.stdout.splitlines() if l.startswith('Hub: '))
+    missing = sorted(e.hub_id for e in PUBLISHED if e.hub_id != _FakeHub.known)
+    assert summary.startswith(f'Hub: {len(missing)} of {len(PUBLISHED)} repos not on the Hub yet: ')
+    assert sorted(summary.split(': ', 2)[2].split(', ')) == missing
 
 
 def test_publish_all_push_without_token_is_one_line_and_uploads_nothing(tmp_path: Path):

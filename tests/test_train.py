@@ -16,7 +16,7 @@ from typing import List
 import pytest
 import torch
 import yaml
-from script_helpers import REPO, assert_one_line_error, call_main, run_script, script_env
+from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script, script_env
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -94,6 +94,22 @@ def test_config_file_and_command_line_override(tmp_path: Path):
     assert args['epochs'] == 1  # command line wins
     assert args['batch_size'] == 32  # FAST's -b 32 overrides the file's batch-size 16
     assert args['model'] == 'crelu_resnet20'  # from the file
+
+
+def test_args_yaml_names_files_relative_to_the_repository(tmp_path: Path):
+    """args.yaml and the checkpoints' `args` record the recipe relative to the repository and leave out the output
+    folder, which lies elsewhere on this machine: nothing in them names this checkout or the temporary folder."""
+    recipe = REPO / 'train' / 'recipes' / 'digits.yaml'
+    proc = run_train(['--config', str(recipe), *FAST, '--epochs', '1', '--output', str(tmp_path), '--experiment',
+                      'paths', '--resume', 'auto'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = (tmp_path / 'paths' / 'args.yaml').read_text()
+    args = yaml.safe_load(text)
+    assert (args['config'], args['output'], args['resume']) == ('train/recipes/digits.yaml', None, 'auto')
+    assert args['model'] == 'crelu_resnet20' and args['epochs'] == 1  # from the recipe and the command line
+    assert_no_machine_paths(text, tmp_path, REPO)
+    checkpoint = torch.load(tmp_path / 'paths' / 'last.pth.tar', map_location='cpu', weights_only=True)
+    assert checkpoint['args'] == args
 
 
 # One model per family: CIFAR and ImageNet layouts, BatchNorm / NormProp / normalization-free. ImageNet-layout

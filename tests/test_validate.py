@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from script_helpers import REPO, assert_one_line_error, call_main, run_script
+from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -75,6 +75,9 @@ def test_digits_checkpoint_matches_training_eval(digits_checkpoint: Path, tmp_pa
     assert results['model'] == 'crelu_resnet20' and results['img_size'] == 32 and results['crop_pct'] == 1.0
     assert results['model_args'] == {'num_classes': 10}
     assert results['checkpoint_sha256'] == hashlib.sha256(digits_checkpoint.read_bytes()).hexdigest()
+    # A checkpoint outside the repository is identified by its sha256 alone: its place on this machine is not written.
+    assert results['checkpoint'] is None
+    assert_no_machine_paths(results_file.read_text(), tmp_path, digits_checkpoint.parent, REPO)
     assert results['dataset'] == 'digits' and results['split'] == 'validation' and results['num_images'] == 360
     assert abs(results['top1'] + results['top1_err'] - 100) < 1e-6
     # Same weights, data and transforms as the training run's evaluation of its last epoch.
@@ -114,7 +117,10 @@ def test_checkpoint_directory_json_list(image_folder: Path, folder_checkpoint: P
                           '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(results_file.read_text())
-    assert isinstance(results, list) and sorted(Path(r['checkpoint']).name for r in results) == ['a.pth', 'b.pth']
+    # Both files outside the repository: named by sha256 only (the same bytes), never by their place on this machine.
+    assert isinstance(results, list) and [r['checkpoint'] for r in results] == [None, None]
+    assert {r['checkpoint_sha256'] for r in results} == {hashlib.sha256(folder_checkpoint.read_bytes()).hexdigest()}
+    assert_no_machine_paths(results_file.read_text(), tmp_path, REPO)
     assert results[0]['top1'] == results[1]['top1']  # same weights
 
 
@@ -185,7 +191,11 @@ def test_published_folder_revalidates_to_its_card(tmp_path):
          '--dataset', 'digits', '--split', 'validation', '--workers', '0', '--results-file', str(results),
          '--results-format', 'json'], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    top1 = _json.loads(results.read_text())['top1']
+    row = _json.loads(results.read_text())
+    top1 = row['top1']
+    # The folder, given as an absolute path, is recorded relative to the repository: what its card tells a reader.
+    assert row['model'] == 'local-dir:hub/published/crelu_resnet20.digits'
+    assert_no_machine_paths(results.read_text(), REPO, tmp_path)
     card = ModelCard.load(folder / 'README.md')
     card_top1 = [r.metric_value for r in card.data.eval_results if r.metric_type == 'accuracy'][0]
     assert abs(top1 - card_top1) < 0.1

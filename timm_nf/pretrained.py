@@ -20,8 +20,8 @@ from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
 from timm_nf.paper import StudyRow, all_study_rows
 
 __all__ = [
-    'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'WeightsUnavailableError', 'find_published',
-    'unavailable_weights_error',
+    'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'WeightsUnavailableError', 'NoPretrainedWeightsError',
+    'find_published', 'tags_of', 'unavailable_weights_error', 'missing_weights_error',
 ]
 
 HUB_NAMESPACE = 'timm-nf'
@@ -49,6 +49,10 @@ class PretrainedWeights:
         label_names: Class names by classifier index.
         license: License of the weights.
         origin: How the weights were chosen, for the card (e.g. the study row and seed selection); may be empty.
+        selection: What was chosen on the split the metrics are measured on (e.g. the seed, best of 3), which
+            the card says beside each number; empty when nothing was (a single run's final weights).
+        study: The aggregate of the study the weights were chosen from (JSON of `train/study.py report`),
+            relative to the root, from which the card gives the median over seeds; empty for a single run.
     """
     model: str
     tag: str
@@ -66,6 +70,8 @@ class PretrainedWeights:
     label_names: Optional[Tuple[str, ...]] = None
     license: str = 'apache-2.0'
     origin: str = ''
+    selection: str = ''
+    study: str = ''
 
     @property
     def name(self) -> str:
@@ -93,9 +99,10 @@ class PretrainedWeights:
         return cfg
 
 
-def digits_weights(model: str, recipe: str, img_size: int, origin: str = '') -> PretrainedWeights:
+def digits_weights(model: str, recipe: str, img_size: int, **kwargs: str) -> PretrainedWeights:
     """A `<model>.digits` tag: weights trained on the embedded digits at `img_size` with `recipe`, published by
-    `hub/publish.py` into `hub/published/<model>.digits` from the results file `hub/results/<model>.digits.json`."""
+    `hub/publish.py` into `hub/published/<model>.digits` from the results file `hub/results/<model>.digits.json`;
+    `kwargs`: `origin`, `selection`, `study`."""
     return PretrainedWeights(
         model=model,
         tag='digits',
@@ -111,7 +118,7 @@ def digits_weights(model: str, recipe: str, img_size: int, origin: str = '') -> 
         mean=CIFAR10_MEAN,
         std=CIFAR10_STD,
         label_names=tuple(str(i) for i in range(10)),
-        origin=origin,
+        **kwargs,
     )
 
 
@@ -124,11 +131,15 @@ def _study_weights(row: StudyRow) -> PretrainedWeights:
     else:
         what = f'the {row.label} row (an extension of the paper\'s Table 2)'
     run = 'python train/study.py run' + (' --depth 110' if 'resnet110' in row.model else '')
-    return digits_weights(row.model, 'train/recipes/study_digits.yaml', 16, origin=(
-        f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final training '
-        f"loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017): "
-        f'`{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
-        "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."))
+    return digits_weights(
+        row.model, 'train/recipes/study_digits.yaml', 16,
+        origin=(f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final '
+                f"training loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI "
+                f'2017): `{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
+                "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."),
+        # The study has no test split: the seed is chosen on the 360 validation images its card reports.
+        selection='the best of 3 seeds by final validation error (then final training loss)',
+        study='docs/reproduction/results.json')
 
 
 # Study rows without weights: no seed has trained. Since the design decisions every row trains at both depths, so the
@@ -137,7 +148,9 @@ def _study_weights(row: StudyRow) -> PretrainedWeights:
 UNTRAINED_STUDY_ROWS: Tuple[str, ...] = ()
 
 PUBLISHED: Tuple[PretrainedWeights, ...] = (
-    digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32),
+    digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32, origin=(
+        "The final weights of a single training run (seed 0) of the README's main job, `train/digits_demo.sh` "
+        '(`train/train.py` with `train/recipes/digits.yaml`): no seed and no checkpoint was chosen.')),
 ) + tuple(_study_weights(row) for row in all_study_rows() if row.model not in UNTRAINED_STUDY_ROWS)
 
 
@@ -147,6 +160,34 @@ def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:
         if entry.model == model and entry.tag == tag:
             return entry
     return None
+
+
+def tags_of(model: str) -> Tuple[PretrainedWeights, ...]:
+    """The published tags of architecture `model` (empty when it has none)."""
+    return tuple(entry for entry in PUBLISHED if entry.model == model)
+
+
+class NoPretrainedWeightsError(RuntimeError):
+    """`pretrained=True` on a bare architecture name, whose weights are published under tags.
+
+    A `RuntimeError`, as timm's own "No pretrained weights exist" error is, so that code catching that keeps
+    working.
+    """
+
+
+def missing_weights_error(model: str, error: BaseException) -> Optional[NoPretrainedWeightsError]:
+    """A one-line `NoPretrainedWeightsError` naming the tags of `model` for timm's error `error` about the bare
+    name having no weights, or None when `error` is something else or `model` has no tags."""
+    tags = tags_of(model)
+    if not tags or not str(error).startswith('No pretrained weights exist'):
+        return None
+    names = ', '.join(entry.name for entry in tags)
+    first = tags[0]
+    return NoPretrainedWeightsError(
+        f'No pretrained weights exist for {model}: the bare name is the architecture alone; its weights are the '
+        f"tag{'s' if len(tags) > 1 else ''} {names}. From the root of a clone of the timm-nf repository: "
+        f"timm.create_model('local-dir:{first.published}', pretrained=True); "
+        f"timm.create_model('{first.name}', pretrained=True) once the tag is on the Hub ({first.hub_id})")
 
 
 class WeightsUnavailableError(OSError):

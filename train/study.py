@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timm_nf.paper import StudyRow, all_study_rows, deep_study_rows, study_rows  # noqa: E402
+from timm_nf.paper import StudyRow, deep_study_rows, study_rows  # noqa: E402
 from timm_nf.pretrained import find_published  # noqa: E402
 from train.reproduction.study import (  # noqa: E402
     BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
@@ -194,9 +194,9 @@ def best_weights(runs: Path, row: Dict) -> Path:
     return published
 
 
-def validate_command(results_file: Path, *model_args: str) -> List[str]:
-    """train/validate.py on the digits validation split, writing its JSON results to `results_file`."""
-    return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', 'digits', '-j', '0',
+def validate_command(results_file: Path, *model_args: str, dataset: str = 'digits') -> List[str]:
+    """train/validate.py on the validation split of `dataset`, writing its JSON results to `results_file`."""
+    return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', dataset, '-j', '0',
             '--results-file', str(results_file), '--results-format', 'json']
 
 
@@ -361,31 +361,36 @@ def cmd_publish(args) -> int:
 
 
 def cmd_revalidate(args) -> int:
-    """Validate every published study folder as timm loads a local Hub repo (each must hold its weights), and
-    compare the top-1 with its card's."""
+    """Validate every published folder (the study's tags and the others) as timm loads it, `local-dir:` from this
+    repository, and compare top-1, top-5 and the number of images with its card and its results file."""
     from huggingface_hub import ModelCard
+
+    from hub.publishing import entry_results
+    from timm_nf.pretrained import PUBLISHED
     worst = 0.0
-    for row in all_study_rows():
-        entry = find_published(row.model, TAG)
-        if entry is None:
-            print(f'{row.model}: not published (no seed trained)')
-            continue
+    for entry in PUBLISHED:
         folder = REPO / entry.published
         if not (folder / 'model.safetensors').exists():
-            print(f'error: {entry.name}: no model.safetensors in {folder}; run python train/study.py publish',
+            print(f'error: {entry.name}: no model.safetensors in {entry.published}; publish it again',
                   file=sys.stderr)
             return 1
         res = Path(args.tmp) / f'{entry.name}.json'
-        proc = subprocess.run(validate_command(res, '--model', f'local-dir:{folder}', '--pretrained'),
-                              cwd=REPO, capture_output=True, text=True)
+        # The folder relative to the repository root (the working directory): what a card tells a reader to load.
+        cmd = validate_command(res, '--model', f'local-dir:{entry.published}', '--pretrained', dataset=entry.dataset)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
             return 1
-        measured = json.loads(res.read_text())['top1']
-        card = [r.metric_value for r in ModelCard.load(folder / 'README.md').data.eval_results
-                if r.metric_type == 'accuracy'][0]
-        worst = max(worst, abs(measured - card))
-        print(f'{entry.name}: card top-1 {card}, re-validated {measured}, difference {abs(measured - card):.4f}')
+        measured, committed = json.loads(res.read_text()), entry_results(entry)
+        card = {r.metric_type: r.metric_value for r in ModelCard.load(folder / 'README.md').data.eval_results}
+        diff = max(abs(measured['top1'] - card['accuracy']), abs(measured['top5'] - card['top_5_accuracy']),
+                   abs(measured['top1'] - committed['top1']), abs(measured['top5'] - committed['top5']))
+        if measured['num_images'] != committed['num_images']:
+            diff = float('inf')
+        worst = max(worst, diff)
+        print(f"{entry.name}: card top-1 {card['accuracy']} top-5 {card['top_5_accuracy']}, re-validated "
+              f"{measured['top1']} / {measured['top5']} on {measured['num_images']} {entry.dataset} "
+              f"{measured['split']} images, largest difference {diff:.4f}")
     print(f'largest difference {worst:.4f} (allowed < 0.1)')
     return 0 if worst < 0.1 else 1
 
@@ -421,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--data', type=Path, default=DATA,
                    help=f'committed study data, run `report` first (default: {DATA})')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
-    p = add('revalidate', cmd_revalidate, 'validate every published study folder and compare with its card')
+    p = add('revalidate', cmd_revalidate, 'validate every published folder and compare with its card and results')
     p.add_argument('--tmp', default=os.environ.get('TMPDIR', '/tmp'), help='where the results files go')
     return parser
 

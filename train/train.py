@@ -19,7 +19,8 @@ Examples:
         train/train.py --config ... --data-dir /data/imagenet
 
 Outputs go to `<output>/<experiment>/` (rank 0 only): args.yaml, summary.csv, train.log, last.pth.tar,
-model_best.pth.tar and the best `--checkpoint-hist` checkpoint-<epoch>.pth.tar files.
+model_best.pth.tar and the best `--checkpoint-hist` checkpoint-<epoch>.pth.tar files. args.yaml (and the
+checkpoints' `args`) name files relative to this repository's root; a path outside it is recorded as null.
 Exit status: 0 done, 1 bad input or a fault (one `error: ...` line), 3 stopped on a NaN / infinite loss.
 """
 import argparse
@@ -28,17 +29,21 @@ import logging
 import os
 import sys
 
+# The repository this script lives in: args.yaml names files relative to it (see `portable_run_args`).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 try:
     import timm_nf  # registers the timm-nf models with timm
 except ImportError:
     # Running from a source checkout without `pip install -e .`: use the repository this script lives in.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, REPO_ROOT)
     import timm_nf  # noqa: F401
 
 from timm.utils import ParseKwargs, setup_default_logging
 
 from timm_nf.data import DatasetError
 from timm_nf.training import NonFiniteLossError, RunError, parse_args_with_config, run_training
+from timm_nf.training.config import portable_run_args
 
 _logger = logging.getLogger('train')
 
@@ -269,6 +274,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args, run_args = parse_args_with_config(parser, argv)
+        # args.yaml and the checkpoints record the run, not the machine: paths relative to the repository, none
+        # of elsewhere (an output folder in /tmp, a data disk).
+        run_args = portable_run_args(run_args, REPO_ROOT)
         if args.data and not args.data_dir:
             args.data_dir = args.data
         for module in args.device_modules or ():

@@ -2,7 +2,7 @@
 """Validate timm (and timm-nf) models: ImageNet val in the standard folder layout, the digits split,
 Fashion-MNIST's validation or official test split, any dataset timm reads. Flags as in timm's validate.py;
 results as timm writes them plus `model_args`, `checkpoint`, `checkpoint_sha256`, `dataset`, `split` and
-`num_images`.
+`num_images`. `checkpoint` is relative to this repository's root, or null for a checkpoint outside it.
 
 Examples:
     python train/validate.py --checkpoint output/digits/crelu_resnet20/last.pth.tar --dataset digits
@@ -18,17 +18,20 @@ import logging
 import os
 import sys
 
+# The repository this script lives in: results name files relative to it (see `portable_results`).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 try:
     import timm_nf  # registers the timm-nf models with timm
 except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, REPO_ROOT)
     import timm_nf  # noqa: F401
 
 from timm.utils import ParseKwargs, setup_default_logging
 
 from timm_nf.data import DatasetError
 from timm_nf.training import RunError
-from timm_nf.training.validation import resolve_model_checkpoints, validate_one, write_results
+from timm_nf.training.validation import portable_results, resolve_model_checkpoints, validate_one, write_results
 
 _logger = logging.getLogger('validate')
 
@@ -118,6 +121,7 @@ def main(argv=None) -> int:
             if not results:
                 raise RunError('no model validated successfully')
             results = sorted(results, key=lambda r: r['top1'], reverse=True)
+        results = portable_results(results, REPO_ROOT)
         if args.results_file:
             write_results(args.results_file, results, args.results_format)
     except (RunError, DatasetError) as e:

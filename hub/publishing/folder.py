@@ -12,7 +12,11 @@ The folder holds:
 * `config.json`: timm's Hub format, written by `timm.models.save_for_hf` (architecture, `model_args` of the
   keyword variant, `pretrained_cfg` with the preprocessing the weights were validated with);
 * `README.md`: the model card (`hub.publishing.card`), its numbers taken from the validation results file;
-* `train_hparams.yaml`: the run's `args.yaml`.
+* `train_hparams.yaml`: the run's `args.yaml`, its paths made portable (relative to the repository, or null).
+
+`prepare_republication` rebuilds the publication of an existing folder from the folder itself (its weights, their
+metadata, its `train_hparams.yaml`, the tag's results file): after a change of the card or of timm-nf's version,
+every folder is written again with the same weights, without the training checkpoint.
 """
 import csv
 import fnmatch
@@ -24,7 +28,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import safetensors.torch
 import torch
@@ -39,11 +43,15 @@ from timm_nf.pretrained import PretrainedWeights, find_published
 from timm_nf.training.checkpoint import (
     checkpoint_state_dict, file_sha256, fsync_dir, load_checkpoint_file, load_model_state,
 )
+from timm_nf.training.config import portable_run_args
 from timm_nf.training.errors import CheckpointError, RunError
 
+from .results import REPO_ROOT
+
 __all__ = [
-    'PublishError', 'Publication', 'prepare_publication', 'write_publication', 'architecture_differences',
-    'read_results_rows', 'HUB_FILES', 'WEIGHTS_FILE', 'CONFIG_FILE', 'CARD_FILE', 'HPARAMS_FILE',
+    'PublishError', 'Publication', 'prepare_publication', 'prepare_republication', 'write_publication',
+    'architecture_differences', 'read_results_rows', 'HUB_FILES', 'WEIGHTS_FILE', 'CONFIG_FILE', 'CARD_FILE',
+    'HPARAMS_FILE',
 ]
 
 _logger = logging.getLogger(__name__)
@@ -80,8 +88,8 @@ class Publication:
         model: The model with the published weights loaded (CPU, eval mode).
         model_args: `timm.create_model` keyword arguments that rebuild it (from the checkpoint).
         use_ema: The weights are the checkpoint's EMA weights.
-        checkpoint: Source checkpoint path.
-        checkpoint_sha256: Its sha256.
+        checkpoint: Source checkpoint path (never written into the folder; '' when republished from a folder).
+        checkpoint_sha256: The training checkpoint's sha256.
         epoch: Epoch the checkpoint was saved after, if recorded.
         results: The validation results row of these weights, if given.
         results_file: Where that row came from.
@@ -272,10 +280,14 @@ def _choose_weights(
     return use_ema, max(matching, key=lambda r: float(r['top1']))
 
 
-def _read_hparams(checkpoint_path: str, hparams: Optional[str], arch: str, ckpt_args: Dict[str, Any]) -> Tuple[
+def _read_hparams(default_path: str, hparams: Optional[str], arch: str, ckpt_args: Dict[str, Any]) -> Tuple[
         str, str]:
-    """(args.yaml text, its path): `hparams`, else the run's args.yaml next to the checkpoint, else ('', '')."""
-    path = hparams or os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), 'args.yaml')
+    """(args.yaml text, its path): `hparams`, else `default_path` (the run's args.yaml) if it exists, else ('', '').
+
+    Paths in it are made portable (`timm_nf.training.config.portable_run_args`, relative to this repository), so
+    that the published file names no place on the training machine; a file that names none is kept verbatim.
+    """
+    path = hparams or default_path
     if not os.path.isfile(path):
         if hparams:
             raise PublishError(f'--hparams file {hparams!r} does not exist')
@@ -294,6 +306,9 @@ def _read_hparams(checkpoint_path: str, hparams: Optional[str], arch: str, ckpt_
     if ckpt_args and data.get('model_kwargs', {}) != ckpt_args.get('model_kwargs', data.get('model_kwargs', {})):
         raise PublishError(f'{path!r} has other model_kwargs than the checkpoint; pass --hparams with the args.yaml '
                            f'of the run that wrote the checkpoint')
+    portable = portable_run_args(data, str(REPO_ROOT))
+    if portable != data:
+        text = yaml.safe_dump(portable, default_flow_style=False)  # train.py's own format
     return text, path
 
 
@@ -337,6 +352,30 @@ def architecture_differences(arch: str, model_args: Dict[str, Any]) -> List[str]
     return []
 
 
+def _check_target(arch: str, tag: str, repo_id: Optional[str], results: Optional[str],
+                  revision: str) -> Tuple[Optional[PretrainedWeights], str]:
+    """(registry entry of `arch.tag` or None, Hub repo id), both checked."""
+    entry = find_published(arch, tag) if tag else None
+    if tag:
+        if not _is_timm_nf_model(arch):
+            raise PublishError(f'{arch!r} is an architecture timm owns: publish its weights as an hf-hub: repo '
+                               f'(without --tag), timm\'s registry is not changed by timm-nf')
+        if results is None:
+            raise PublishError(f'publishing the tag {arch}.{tag} needs --results (the validation results file its '
+                               f'metrics come from)')
+        if repo_id is None:
+            repo_id = entry.hub_id if entry else f'timm-nf/{arch}.{tag}'
+        if entry is not None and repo_id != entry.hub_id:
+            raise PublishError(f'{arch}.{tag} is registered with hub id {entry.hub_id!r} in timm_nf/pretrained.py, '
+                               f'not {repo_id!r}; publish to {entry.hub_id} or choose another tag')
+    if repo_id is None:
+        raise PublishError('--repo-id OWNER/NAME is required (it may be left out only with --tag)')
+    _check_repo_id(repo_id)
+    if revision and not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._/-]*', revision):
+        raise PublishError(f'--revision {revision!r} is not a branch name')
+    return entry, repo_id
+
+
 def prepare_publication(
         checkpoint: str,
         model: str,
@@ -363,24 +402,7 @@ def prepare_publication(
         PublishError: Any bad input, with a one-line message naming the problem and the fix.
     """
     arch, tag = _check_model_name(model, tag)
-    entry = find_published(arch, tag) if tag else None
-    if tag:
-        if not _is_timm_nf_model(arch):
-            raise PublishError(f'{arch!r} is an architecture timm owns: publish its weights as an hf-hub: repo '
-                               f'(without --tag), timm\'s registry is not changed by timm-nf')
-        if results is None:
-            raise PublishError(f'publishing the tag {arch}.{tag} needs --results (the validation results file its '
-                               f'metrics come from)')
-        if repo_id is None:
-            repo_id = entry.hub_id if entry else f'timm-nf/{arch}.{tag}'
-        if entry is not None and repo_id != entry.hub_id:
-            raise PublishError(f'{arch}.{tag} is registered with hub id {entry.hub_id!r} in timm_nf/pretrained.py, '
-                               f'not {repo_id!r}; publish to {entry.hub_id} or choose another tag')
-    if repo_id is None:
-        raise PublishError('--repo-id OWNER/NAME is required (it may be left out only with --tag)')
-    _check_repo_id(repo_id)
-    if revision and not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._/-]*', revision):
-        raise PublishError(f'--revision {revision!r} is not a branch name')
+    entry, repo_id = _check_target(arch, tag, repo_id, results, revision)
 
     try:
         ckpt = load_checkpoint_file(checkpoint)
@@ -410,6 +432,84 @@ def prepare_publication(
         rows = _select_results(all_rows, results, arch, model_args, ckpt_sha)
     use_ema, row = _choose_weights(rows, has_ema, use_ema, checkpoint, results or '')
 
+    def state_dict() -> Dict[str, torch.Tensor]:
+        try:
+            return checkpoint_state_dict(ckpt, checkpoint, use_ema=use_ema)
+        except CheckpointError as e:
+            raise PublishError(str(e)) from e
+
+    epoch = ckpt.get('epoch') if isinstance(ckpt.get('epoch'), int) else None
+    default_hparams = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'args.yaml')
+    return _assemble(
+        arch, tag, repo_id, revision, entry, model_args, use_ema, row, run_args, state_dict, checkpoint,
+        saved_arch, ckpt_sha, epoch, results or '', hparams, default_hparams)
+
+
+def prepare_republication(
+        folder: str,
+        repo_id: Optional[str] = None,
+        results: Optional[str] = None,
+        revision: str = '',
+) -> Publication:
+    """The publication of an existing folder, rebuilt from the folder itself; nothing is written.
+
+    The weights, which of the checkpoint's sets they are, its sha256 and epoch, the architecture, model arguments
+    and tag come from `model.safetensors` and its metadata; the run's arguments from `train_hparams.yaml`; the
+    metrics from the tag's registered results file (or `results`). `write_publication` then writes the folder
+    with the current card, config and metadata, and the same tensors.
+
+    Args:
+        folder: A publication folder `write_publication` wrote.
+        repo_id: Hub repo `OWNER/NAME` (default with a tag: the registry's; required without one).
+        results: Validation results file (default with a registered tag: its `results` file in this repository).
+        revision: Hub branch the card names (default: main).
+
+    Raises:
+        PublishError: Not a complete publication, metadata missing, or inputs that do not match the weights.
+    """
+    from .upload import check_publication_folder
+    check_publication_folder(folder)
+    weights = os.path.join(folder, WEIGHTS_FILE)
+    try:
+        with safetensors.safe_open(weights, 'pt') as f:
+            meta = dict(f.metadata() or {})
+        tensors = safetensors.torch.load_file(weights)
+    except (OSError, safetensors.SafetensorError) as e:
+        raise PublishError(f'{weights!r} is not a readable safetensors file ({e})') from e
+    missing = [k for k in ('architecture', 'model_args', 'weights', 'checkpoint_sha256') if k not in meta]
+    if missing:
+        raise PublishError(f'{weights!r} lacks the metadata {", ".join(missing)} that publish writes; publish it again '
+                           f'from its checkpoint (--checkpoint)')
+    arch, tag = _check_model_name(meta['architecture'], meta.get('pretrained_tag', ''))
+    entry = find_published(arch, tag) if tag else None
+    if results is None and entry is not None:
+        results = str(REPO_ROOT / entry.results)
+    entry, repo_id = _check_target(arch, tag, repo_id, results, revision)
+    model_args = _plain_model_args(json.loads(meta['model_args']), weights)
+    use_ema = meta['weights'] == 'ema'
+    ckpt_sha = meta['checkpoint_sha256']
+    rows: List[Dict[str, Any]] = []
+    if results is not None:
+        rows = _select_results(read_results_rows(results), results, arch, model_args, ckpt_sha)
+    use_ema, row = _choose_weights(rows, use_ema, use_ema, weights, results or '')
+    hparams = os.path.join(folder, HPARAMS_FILE)
+    run_args: Dict[str, Any] = {}
+    if os.path.isfile(hparams):
+        loaded = yaml.safe_load(Path(hparams).read_text(encoding='utf-8'))
+        run_args = loaded if isinstance(loaded, dict) else {}
+    epoch = int(meta['epoch']) if meta.get('epoch', '').isdigit() else None
+    return _assemble(
+        arch, tag, repo_id, revision, entry, model_args, use_ema, row, run_args, lambda: tensors, '',
+        arch, ckpt_sha, epoch, results or '', hparams if os.path.isfile(hparams) else None, '')
+
+
+def _assemble(
+        arch: str, tag: str, repo_id: str, revision: str, entry: Optional[PretrainedWeights],
+        model_args: Dict[str, Any], use_ema: bool, row: Optional[Dict[str, Any]], run_args: Dict[str, Any],
+        state_dict: Callable[[], Dict[str, torch.Tensor]], checkpoint: str, saved_arch: Optional[str],
+        ckpt_sha: str, epoch: Optional[int], results_file: str, hparams: Optional[str], default_hparams: str,
+) -> Publication:
+    """The checks and the model shared by `prepare_publication` and `prepare_republication`."""
     if tag:
         diffs = architecture_differences(arch, model_args)
         if diffs:
@@ -434,9 +534,9 @@ def prepare_publication(
         net = timm.create_model(arch, pretrained=False, pretrained_cfg=base_cfg, **build_args)
     except (TypeError, ValueError, AssertionError) as e:
         raise PublishError(f'cannot build {arch!r} with the checkpoint\'s model_args {model_args!r}: {e}') from e
+    source = checkpoint or f'{arch} weights'
     try:
-        state_dict = checkpoint_state_dict(ckpt, checkpoint, use_ema=use_ema)
-        load_model_state(net, state_dict, checkpoint, model_name=arch, saved_arch=saved_arch)
+        load_model_state(net, state_dict(), source, model_name=arch, saved_arch=saved_arch)
     except CheckpointError as e:
         raise PublishError(str(e)) from e
     net.eval()
@@ -444,12 +544,11 @@ def prepare_publication(
     dataset = str((row or {}).get('dataset') or run_args.get('dataset') or '')
     if entry is not None:
         _check_against_entry(entry, net, data_config, row, dataset)
-    hparams_text, hparams_source = _read_hparams(checkpoint, hparams, arch, run_args)
-    epoch = ckpt.get('epoch') if isinstance(ckpt.get('epoch'), int) else None
+    hparams_text, hparams_source = _read_hparams(default_hparams, hparams, arch, run_args)
     return Publication(
         model_name=arch, tag=tag, repo_id=repo_id, revision=revision, model=net, model_args=model_args,
         use_ema=use_ema, checkpoint=checkpoint, checkpoint_sha256=ckpt_sha, epoch=epoch, results=row,
-        results_file=results or '', data_config=data_config,
+        results_file=results_file, data_config=data_config,
         label_names=_label_names(dataset, net.num_classes, entry), hparams_text=hparams_text,
         hparams_source=hparams_source, registry_entry=entry,
     )

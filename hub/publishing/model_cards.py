@@ -1,5 +1,5 @@
 """Generate MODEL_CARDS.md from timm's registry: every timm-nf model, its size, cost, paper row and
-pretrained tags (with their metrics and Hub links).
+pretrained tags (their folders, metrics and Hub repos).
 
 Usage: ``python hub/model_cards.py [--check] [--out MODEL_CARDS.md]``; `--check` exits 1 when the file is stale.
 """
@@ -18,7 +18,7 @@ from timm_nf.profile import model_stats
 from train.reproduction.study import RESULTS_FILE, claim_verdicts, load_results, results_table
 
 from .card import paper_rows
-from .results import REPO_ROOT, entry_results
+from .results import REPO_ROOT, entry_results, study_seeds
 
 FAMILIES = {
     'crelu_resnet': 'CReLU ResNets and their ReLU / plain baselines (Shang, Chiu & Sohn, AAAI 2017)',
@@ -48,30 +48,45 @@ def _paper_row_cell(name: str) -> str:
 
 
 def _tag_cell(name: str) -> str:
-    return ', '.join(f'[`{e.tag}`]({e.hub_url})' for e in PUBLISHED if e.model == name)
+    # The committed folder: the Hub repos exist only once `hub/publish.py --all --push` has run.
+    return ', '.join(f'[`{e.tag}`]({e.published})' for e in PUBLISHED if e.model == name)
 
 
 def _pretrained_lines() -> List[str]:
+    first = PUBLISHED[0]
     lines = [
         '## Pretrained tags',
         '',
-        'Published weights, listed as data in `timm_nf/pretrained.py`; metrics come from the committed validation',
-        'results file of each tag (`train/validate.py`). A tag is only published on a name that fully determines',
-        'the architecture; keyword variants are published as `hf-hub:` repos. Load with',
-        "`timm.create_model('<model>.<tag>', pretrained=True)` or `timm.create_model('hf-hub:<hub repo>', "
-        'pretrained=True)`.',
+        'Published weights, listed as data in `timm_nf/pretrained.py`. A tag is only published on a name that fully',
+        'determines the architecture; keyword variants are published as `hf-hub:` repos.',
         '',
-        '| model | dataset | top-1 | top-5 | images | params (M) | GMACs | input | hub repo | results | recipe |',
-        '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
+        '**Where the weights are.** Each tag\'s folder is committed with its weights in this repository,',
+        '`hub/published/<model>.<tag>/`, and no upload to the Hugging Face Hub has been made yet: those folders are',
+        'the only copy. Load one from the root of a clone (install: `pip install .` there, see the README):',
+        f"`timm.create_model('local-dir:{first.published}', pretrained=True)`. `python hub/publish.py --all --push`",
+        'uploads them to the Hub repos named below; from then on',
+        f"`timm.create_model('{first.name}', pretrained=True)` (or `'hf-hub:{first.hub_id}'`) fetches them.",
+        '',
+        'Metrics come from the committed validation results file of each tag (`train/validate.py`), measured on the',
+        'split named. The study\'s tags are the best of 3 seeds, chosen on that same split, so their numbers flatter',
+        'them: "seed median" is the median over the seeds of the final top-1 on that split',
+        '([docs/reproduction/results.json](docs/reproduction/results.json)); a single run has none.',
+        '',
+        '| model | dataset (split) | images | top-1 | chosen on the split | seed median top-1 | top-5 | params (M) | '
+        'GMACs | input | folder | Hub repo (after a push) | results | recipe |',
+        '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|---|---|',
     ]
     for entry in PUBLISHED:
         row = entry_results(entry)
         s = model_stats(entry.model, img_size=entry.input_size[-1])
+        seeds = study_seeds(entry)
+        chosen = f'seed, best of {len(seeds.top1)}' if seeds else 'nothing (one run)'
+        median = '-' if seeds is None else ('diverged' if seeds.median is None else f'{seeds.median:.2f}')
         lines.append(
-            f"| `{entry.name}` | {entry.dataset} ({row.get('split', '')}) | {row['top1']:.2f} | {row['top5']:.2f} | "
-            f"{row.get('num_images', '')} | {s.params / 1e6:.3f} | {s.gmacs:.3f} | {entry.input_size[-1]} | "
-            f'[{entry.hub_id}]({entry.hub_url}) | [{Path(entry.results).name}]({entry.results}) | '
-            f'[{Path(entry.recipe).name}]({entry.recipe}) |')
+            f"| `{entry.name}` | {entry.dataset} ({row.get('split', '')}) | {row.get('num_images', '')} | "
+            f"{row['top1']:.2f} | {chosen} | {median} | {row['top5']:.2f} | {s.params / 1e6:.3f} | {s.gmacs:.3f} | "
+            f'{entry.input_size[-1]} | [{Path(entry.published).name}]({entry.published}) | `{entry.hub_id}` | '
+            f'[{Path(entry.results).name}]({entry.results}) | [{Path(entry.recipe).name}]({entry.recipe}) |')
     lines.append('')
     return lines
 
@@ -117,7 +132,7 @@ def render() -> str:
         'leaves open, whose defaults [docs/REPRODUCTION.md](docs/REPRODUCTION.md#design-choices-the-paper-leaves-open)',
         'decides by measurement: `weight_init`, `last_act`, `normprop_consts`, `zero_init_last`, `head_init_scale`.',
         'The "paper row" column names the table row whose architecture the name builds with its defaults;',
-        '"pretrained" links the published tags (see [Pretrained tags](#pretrained-tags)).',
+        '"pretrained" links the published tags\' folders (see [Pretrained tags](#pretrained-tags)).',
         '',
     ]
     for family, title in FAMILIES.items():

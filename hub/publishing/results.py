@@ -5,11 +5,12 @@ only runs in a checkout, resolves them from its own location.
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from timm_nf.pretrained import PretrainedWeights
 
-__all__ = ['MAX_WEIGHTS_IN_GIT', 'REPO_ROOT', 'entry_results', 'load_results_row']
+__all__ = ['MAX_WEIGHTS_IN_GIT', 'REPO_ROOT', 'entry_results', 'load_results_row', 'study_seeds', 'SeedSpread']
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Every published tag's weights are committed with its card: until a push, the repository is their only durable
@@ -50,3 +51,43 @@ def entry_results(entry: PretrainedWeights, root: Optional[Path] = None) -> Dict
     if problems:
         raise ValueError(f'{path} does not belong to {entry.name}: {"; ".join(problems)}')
     return row
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """The seeds a published tag was chosen from, by their final validation top-1 (%) in the study's aggregate.
+
+    Attributes:
+        top1: (seed, final validation top-1, or None for a seed that diverged at every lr) per seed.
+        median: Median over the finished seeds (None when it lands on a diverged one), the study's own statistic.
+        chosen: The seed that was published.
+        source: The aggregate file, relative to the repository root.
+    """
+    top1: Tuple[Tuple[int, Optional[float]], ...]
+    median: Optional[float]
+    chosen: int
+    source: str
+
+
+def study_seeds(entry: PretrainedWeights, root: Optional[Path] = None) -> Optional[SeedSpread]:
+    """The seeds of the study row a tag's weights were chosen from (None for a tag that is a single run).
+
+    Raises:
+        FileNotFoundError: The study's aggregate is not in the checkout at `root` (default: this repository).
+        ValueError: The aggregate has no trained row for the tag's model.
+    """
+    if not entry.study:
+        return None
+    path = (root or REPO_ROOT) / entry.study
+    data = json.loads(path.read_text())
+    rows: List[Dict[str, Any]] = data['rows'] + data.get('deep', {}).get('rows', [])
+    row = next((r for r in rows if r['model'] == entry.model), None)
+    if row is None or row.get('best_seed') is None:
+        raise ValueError(f'{path} has no trained row for {entry.model}, whose best seed is {entry.name}')
+
+    def top1(error: Optional[float]) -> Optional[float]:
+        return None if error is None else round(100.0 - error, 4)
+
+    return SeedSpread(
+        top1=tuple((s['seed'], top1(s['val_error'])) for s in row['seeds']),
+        median=top1(row['val_error']['median']), chosen=row['best_seed']['seed'], source=entry.study)

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 from .folder import CARD_FILE, CONFIG_FILE, HUB_FILES, WEIGHTS_FILE, PublishError
 
 __all__ = ['UploadError', 'push_folder', 'check_publication_folder', 'FolderPlan', 'plan_publications',
-           'push_publications']
+           'push_publications', 'hub_status']
 
 REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE)
 
@@ -148,6 +148,40 @@ def plan_publications(root: str) -> List[FolderPlan]:
     if not plans:
         raise PublishError(f'{root!r} holds no publication folders')
     return plans
+
+
+def hub_status(plans: List[FolderPlan], timeout: float = 10.0) -> Tuple[Optional[Dict[str, bool]], str]:
+    """Which of the planned Hub repos exist, asked of the Hub one repo at a time.
+
+    Args:
+        plans: The folders of `plan_publications`.
+        timeout: Seconds per request (a single attempt, no retries).
+
+    Returns:
+        ({repo id: exists}, '') when the Hub answered for every repo, else (None, why it could not be asked:
+        offline mode, no connection, an HTTP error), after the first failure.
+    """
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return None, 'HF_HUB_OFFLINE is set'
+    api, secret = _hub_api_and_secret()
+    status: Dict[str, bool] = {}
+    for plan in plans:
+        try:
+            api.model_info(plan.repo_id, timeout=timeout)
+            status[plan.repo_id] = True
+        except GatedRepoError:
+            status[plan.repo_id] = True  # it exists, this token may not read it
+        except RepositoryNotFoundError:
+            status[plan.repo_id] = False
+        except HfHubHTTPError as e:
+            if getattr(getattr(e, 'response', None), 'status_code', None) != 404:
+                return None, _one_line(e, secret)
+            status[plan.repo_id] = False
+        except Exception as e:  # network and offline-mode errors come from several libraries
+            return None, _one_line(e, secret)
+    return status, ''
 
 
 def _git_blob_sha1(path: Path) -> str:

@@ -26,7 +26,7 @@ from timm_nf.layers import (
 )
 from timm_nf.layers.norm_scheme import DEFAULT_NORMPROP_CONSTS, NORMPROP_CONSTS, WEIGHT_INITS
 from timm_nf.layers.normprop import NORMPROP_VERSIONS
-from timm_nf.pretrained import PUBLISHED, unavailable_weights_error
+from timm_nf.pretrained import PUBLISHED, missing_weights_error, unavailable_weights_error
 
 __all__ = [
     'ResNetCfg', 'ResidualNet', 'create_residual_net', 'cifar_depths', 'CLASSIC_ACTS', 'NF_ACTS',
@@ -446,6 +446,11 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
         if error is None:
             raise
         raise error from e
+    except RuntimeError as e:  # timm: the bare name's cfg has no weights; name the tags that have them
+        missing = missing_weights_error(variant, e) if pretrained and tag is None else None
+        if missing is None:
+            raise
+        raise missing from e
 
 
 _TIMM_NF_BRANCH_KEY = re.compile(r'^(stages\.\d+\.\d+\.)(conv\d|attn)\.')

@@ -4,6 +4,9 @@ As in timm's scripts, `--config FILE.yaml` supplies defaults and the command lin
 written as flag names (`batch-size`) or argparse destinations (`batch_size`). Unlike timm, a key the parser
 does not know is not silently dropped: it is listed in a warning (timm's own args.yaml files carry flags this
 script does not have, so it cannot be an error) and its value ignored.
+
+Records (`args.yaml`, checkpoints' `args`, results files) name files portably (`portable_path`): relative to the
+repository root when they lie inside it, not at all when they are elsewhere on the machine that wrote them.
 """
 import argparse
 import logging
@@ -14,7 +17,8 @@ import yaml
 
 from .errors import RunError
 
-__all__ = ['parse_args_with_config', 'args_to_dict', 'load_yaml_config']
+__all__ = ['parse_args_with_config', 'args_to_dict', 'load_yaml_config', 'portable_path', 'portable_run_args',
+           'PATH_ARGS']
 
 _logger = logging.getLogger(__name__)
 
@@ -88,3 +92,44 @@ def args_to_dict(args: argparse.Namespace, keys: Optional[List[str]] = None) -> 
     """Plain dict of argument values (primitives only), for args.yaml and for checkpoints loaded weights_only."""
     items = vars(args).items() if keys is None else ((k, getattr(args, k)) for k in keys)
     return {k: _plain(v) for k, v in items}
+
+
+# Arguments of train/train.py that name files or folders (timm's names).
+PATH_ARGS = ('config', 'data', 'data_dir', 'output', 'resume', 'initial_checkpoint', 'class_map')
+LOCAL_DIR = 'local-dir:'
+
+
+def portable_path(path: Optional[str], root: str) -> Optional[str]:
+    """`path` as a record may carry it: relative to `root` (with `/`) when it lies inside `root`, else None.
+
+    A relative `path` is taken from the current directory, as the scripts read it. A location elsewhere (`/tmp`,
+    a home directory, a data disk) names a place on one machine only, so it is left out rather than written.
+    Empty values and `auto` (`--resume auto`) are kept as they are.
+    """
+    if path in (None, '', 'auto'):
+        return path
+    full = os.path.realpath(os.path.abspath(os.path.expanduser(str(path))))
+    base = os.path.realpath(os.path.abspath(root))
+    if os.path.commonpath([full, base]) != base:
+        return None
+    return os.path.relpath(full, base).replace(os.sep, '/')
+
+
+def portable_model_name(model: Any, root: str) -> Any:
+    """A model name with a `local-dir:` folder made portable: relative to `root` inside it, else the folder's name
+    alone (its location is not recorded). Other names are returned as they are."""
+    if not isinstance(model, str) or not model.startswith(LOCAL_DIR):
+        return model
+    folder = model[len(LOCAL_DIR):]
+    return LOCAL_DIR + (portable_path(folder, root) or os.path.basename(os.path.normpath(folder)))
+
+
+def portable_run_args(run_args: Dict[str, Any], root: str) -> Dict[str, Any]:
+    """A copy of `run_args` (see `args_to_dict`) whose paths (`PATH_ARGS`, a `local-dir:` model) are portable."""
+    out = dict(run_args)
+    for key in PATH_ARGS:
+        if isinstance(out.get(key), str):
+            out[key] = portable_path(out[key], root)
+    if 'model' in out:
+        out['model'] = portable_model_name(out['model'], root)
+    return out

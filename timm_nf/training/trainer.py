@@ -84,7 +84,7 @@ def build_model(
         hint = f" (similar: {', '.join(close)})" if close else ''
         raise RunError(f'unknown model {model_name!r}{hint}; list models with '
                        f'python -c "import timm_nf, timm; print(timm.list_models())"')
-    from timm_nf.pretrained import WeightsUnavailableError
+    from timm_nf.pretrained import NoPretrainedWeightsError, WeightsUnavailableError
     try:
         return create_model(model_name, pretrained=pretrained, num_classes=num_classes,
                             **kwargs, **(model_kwargs or {}))
@@ -92,7 +92,7 @@ def build_model(
         raise RunError(f'cannot create model {model_name!r} with these arguments ({e}); check --model-kwargs') from e
     except ValueError as e:  # a keyword argument with a value the family does not take (the message lists them)
         raise RunError(f'cannot create model {model_name!r}: {e}') from e
-    except WeightsUnavailableError as e:
+    except (WeightsUnavailableError, NoPretrainedWeightsError) as e:  # one line naming the tag's folder / the tags
         raise RunError(str(e)) from e
     except RuntimeError as e:
         if pretrained and 'pretrained' in str(e).lower():

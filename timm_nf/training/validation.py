@@ -3,7 +3,9 @@
 Results carry timm validate.py's fields (`model`, `top1`, `top1_err`, `top5`, `top5_err`, `param_count` in
 millions, `img_size`, `crop_pct`, `interpolation`) and, so that a results file can be matched to exactly one
 model and one checkpoint, `model_args` (the `timm.create_model` keyword arguments), `checkpoint`,
-`checkpoint_sha256`, `dataset` and `split`.
+`checkpoint_sha256`, `dataset` and `split`. `portable_results` makes the two paths a row may name (`checkpoint`,
+a `local-dir:` model) relative to the repository, or leaves the checkpoint's out (null) when it lies elsewhere:
+`checkpoint_sha256` still identifies it.
 
 When `--checkpoint` is a training checkpoint of `train/train.py`, the values it was trained with (model name,
 number of classes, model kwargs, image size, crop, mean/std, interpolation) are used unless given on the
@@ -32,11 +34,12 @@ from timm_nf.data import create_dataset, dataset_num_classes
 from .checkpoint import (
     atomic_write_text, checkpoint_state_dict, file_sha256, load_checkpoint_file, load_model_state,
 )
+from .config import portable_model_name, portable_path
 from .engine import evaluate
 from .errors import RunError
 from .trainer import build_model, known_model, resolve_device
 
-__all__ = ['resolve_model_checkpoints', 'validate_one', 'write_results', 'CHECKPOINT_ARG_KEYS']
+__all__ = ['resolve_model_checkpoints', 'validate_one', 'write_results', 'portable_results', 'CHECKPOINT_ARG_KEYS']
 
 _logger = logging.getLogger('validate')
 
@@ -195,6 +198,17 @@ def validate_one(args, model_name: str, checkpoint_path: str) -> Dict[str, Any]:
 def _csv_value(value: Any) -> Any:
     # model_args is a mapping: JSON keeps it parseable from the CSV cell.
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def portable_results(results: Any, root: str) -> Any:
+    """Results row(s) with `checkpoint` and a `local-dir:` `model` named relative to `root` (see `portable_path`)."""
+    if isinstance(results, (list, tuple)):
+        return [portable_results(r, root) for r in results]
+    row = OrderedDict(results)
+    if row.get('checkpoint'):
+        row['checkpoint'] = portable_path(row['checkpoint'], root)
+    row['model'] = portable_model_name(row.get('model'), root)
+    return row
 
 
 def write_results(path: str, results: Any, fmt: str = 'csv') -> None:
