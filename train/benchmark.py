@@ -8,7 +8,7 @@ In the spirit of timm's benchmark.py. Examples (2 CPU cores):
     python train/benchmark.py --bench train -b 8 --img-size 160 --compare cfg/nf_resnet50 \\
         'crelu_resnet50:act_layer=relu' --memory
 
-Model specs are ``NAME[:key=value,...][@fold|@nocache|@plain]`` (see `timm_nf.benchmark`). With `--compare` the
+Model specs are ``NAME[:key=value,...][@fold|@plain]`` (see `timm_nf.benchmark`). With `--compare` the
 models run interleaved for `--rounds` rounds and the table reports medians and ratios to the first model.
 """
 import argparse

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .activations import NORMPROP_C0, NORMPROP_C1, check_choice
-from .weight_cache import EffectiveWeightConv
+from .effective_weight import EffectiveWeightConv
 
 __all__ = ['NormPropConv2d', 'NORMPROP_VERSIONS', 'NORMPROP_GAMMA_INIT', 'normprop_act_kwargs']
 
@@ -77,7 +77,6 @@ class NormPropConv2d(EffectiveWeightConv):
             self.register_buffer('gamma', gamma)
         else:
             self.gamma = nn.Parameter(gamma)
-        self._cache_init()
 
     def effective_weight(self) -> torch.Tensor:
         """``gamma * W / ||W||_2`` per filter: the weight the convolution actually applies."""
