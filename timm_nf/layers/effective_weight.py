@@ -9,7 +9,8 @@ weight, which `timm.utils.reparameterize_model` and `timm_nf.fold_for_inference`
 Constant scalars around a conv live in its weight instead of costing a pass over the activations:
 `input_scale` (e.g. an NF activation gain gamma and beta that multiply the conv's input: ``conv(W, s x) =
 conv(s W, x)``, zero padding included) and `output_scale` (e.g. alpha, on weight and bias). They are plain Python
-floats fixed at construction, never parameters, so the math is the same in train and eval mode.
+floats fixed at construction, never parameters, so the math is the same in train and eval mode. Subclasses apply
+them in the per-filter factor their weight already has (a multiply over `out_channels` values, not the weight).
 """
 from typing import Optional, Tuple
 
@@ -45,18 +46,16 @@ class EffectiveWeightConv(nn.Conv2d):
         self.input_scale = 1.0
         self.output_scale = 1.0
 
-    def effective_weight(self) -> torch.Tensor:
+    def effective_weight(self, scale: float = 1.0) -> torch.Tensor:
+        """The weight the conv applies, times `scale`."""
         raise NotImplementedError
 
     def scaled_weight_and_bias(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Effective weight and bias with the constant scalars (a multiply over the weights, not the activations)."""
-        weight, bias = self.effective_weight(), self.bias
-        scale = self.input_scale * self.output_scale
-        if scale != 1.0:
-            weight = weight * scale
+        """Effective weight and bias with the constant scalars (in the weights, not the activations)."""
+        bias = self.bias
         if bias is not None and self.output_scale != 1.0:
             bias = bias * self.output_scale
-        return weight, bias
+        return self.effective_weight(self.input_scale * self.output_scale), bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.scaled_weight_and_bias()

@@ -78,10 +78,11 @@ class NormPropConv2d(EffectiveWeightConv):
         else:
             self.gamma = nn.Parameter(gamma)
 
-    def effective_weight(self) -> torch.Tensor:
-        """``gamma * W / ||W||_2`` per filter: the weight the convolution actually applies."""
+    def effective_weight(self, scale: float = 1.0) -> torch.Tensor:
+        """``gamma * W / ||W||_2`` per filter, the weight the convolution actually applies, times `scale`."""
         norm = torch.linalg.vector_norm(self.weight.flatten(1), dim=1).clamp_min(self.eps)
-        return self.weight * (self.gamma / norm).view(-1, 1, 1, 1)
+        factor = self.gamma / norm if scale == 1.0 else self.gamma * scale / norm
+        return self.weight * factor.view(-1, 1, 1, 1)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', version={self.version}'

@@ -27,5 +27,6 @@ def standardized_weight(weight: torch.Tensor, gain: torch.Tensor, scale: float, 
 class ScaledStdConv2d(EffectiveWeightConv, TimmScaledStdConv2d):
     """timm's `ScaledStdConv2d` plus `input_scale` / `output_scale` and `fuse()` (see `EffectiveWeightConv`)."""
 
-    def effective_weight(self) -> torch.Tensor:
-        return standardized_weight(self.weight, self.gain, self.scale, self.eps)
+    def effective_weight(self, scale: float = 1.0) -> torch.Tensor:
+        """The standardized weight times `scale`, applied to the per-filter gains rather than the weight."""
+        return standardized_weight(self.weight, self.gain, self.scale * scale, self.eps)
