@@ -1,5 +1,7 @@
 """train/benchmark.py runs and reports (behaviour only: timings depend on the machine and are not asserted)."""
+import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,21 @@ def test_peak_memory_is_per_process():
     big = measure_peak_memory('crelu_resnet110', 'train', 64, 32, 'cpu', num_iter=1, threads=1)
     small = measure_peak_memory('nf_resnet20', 'infer', 1, 32, 'cpu', num_iter=1, threads=1)
     assert big > small + 100
+
+
+def test_paired_ratios_are_per_round(tmp_path):
+    out_file = tmp_path / 'bench.csv'
+    res = run('--compare', 'nf_resnet20', 'nf_resnet20@fold', '--num-warm-iter', '1', '--num-bench-iter', '1',
+              '--rounds', '3', '--threads', '1', '--results-file', str(out_file))
+    assert res.returncode == 0, res.stderr
+    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20', 'nf_resnet20@fold', 'absent', 'nf_resnet20')
+    assert res.returncode == 0, res.stderr
+    with open(out_file, newline='') as f:
+        rounds = {r['model']: [float(t) for t in r['step_ms_all'].split()] for r in csv.DictReader(f)}
+    ratios = sorted(a / b for a, b in zip(rounds['nf_resnet20'], rounds['nf_resnet20@fold']))
+    lines = [line for line in res.stdout.splitlines() if line.startswith('- ')]
+    assert lines == [f'- `nf_resnet20` / `nf_resnet20@fold` (infer): {ratios[1]:.3f} '
+                     f'(quartiles {statistics.quantiles(ratios, n=4, method="inclusive")[0]:.2f}-'
+                     f'{statistics.quantiles(ratios, n=4, method="inclusive")[2]:.2f}, 3 rounds)']
+    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20')
+    assert res.returncode == 2 and '--paired takes pairs' in res.stderr
