@@ -1,5 +1,7 @@
 """train/benchmark.py runs and reports (behaviour only: timings depend on the machine and are not asserted)."""
+import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +16,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_compare_writes_results_with_memory(tmp_path):
     out_file = tmp_path / 'bench.json'
-    res = run('--bench', 'both', '--compare', 'nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20@nocache',
+    res = run('--bench', 'both', '--compare', 'nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20',
               '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '2', '--memory', '--threads', '1',
               '--results-file', str(out_file))
     assert res.returncode == 0, res.stderr
     rows = json.loads(out_file.read_text())
     assert [(r['model'], r['bench']) for r in rows] == [
-        (m, b) for b in ('infer', 'train') for m in ('nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20@nocache')]
+        (m, b) for b in ('infer', 'train') for m in ('nf_resnet20', 'nf_resnet20@fold', 'normprop_resnet20')]
     for r in rows:
         assert r['step_ms'] > 0 and r['samples_per_sec'] > 0 and r['peak_rss_mb'] > 0
         assert len(r['step_ms_all'].split()) == 2 and r['threads'] == 1 and r['img_size'] == 32
@@ -38,9 +40,11 @@ def test_single_model_csv(tmp_path):
 
 
 def test_bad_variant_is_a_clear_error():
-    res = run('--model', 'nf_resnet20@fast', '--rounds', '1')
-    assert res.returncode == 2
-    assert 'unknown variant @fast' in res.stderr and '@fold' in res.stderr
+    # @nocache named the eval-mode weight cache, removed: there is nothing left to switch off.
+    for variant in ('fast', 'nocache'):
+        res = run('--model', f'nf_resnet20@{variant}', '--rounds', '1')
+        assert res.returncode == 2
+        assert f'unknown variant @{variant}' in res.stderr and '@fold' in res.stderr
 
 
 def test_peak_memory_is_per_process():
@@ -51,3 +55,21 @@ def test_peak_memory_is_per_process():
     big = measure_peak_memory('crelu_resnet110', 'train', 64, 32, 'cpu', num_iter=1, threads=1)
     small = measure_peak_memory('nf_resnet20', 'infer', 1, 32, 'cpu', num_iter=1, threads=1)
     assert big > small + 100
+
+
+def test_paired_ratios_are_per_round(tmp_path):
+    out_file = tmp_path / 'bench.csv'
+    res = run('--compare', 'nf_resnet20', 'nf_resnet20@fold', '--num-warm-iter', '1', '--num-bench-iter', '1',
+              '--rounds', '3', '--threads', '1', '--results-file', str(out_file))
+    assert res.returncode == 0, res.stderr
+    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20', 'nf_resnet20@fold', 'absent', 'nf_resnet20')
+    assert res.returncode == 0, res.stderr
+    with open(out_file, newline='') as f:
+        rounds = {r['model']: [float(t) for t in r['step_ms_all'].split()] for r in csv.DictReader(f)}
+    ratios = sorted(a / b for a, b in zip(rounds['nf_resnet20'], rounds['nf_resnet20@fold']))
+    lines = [line for line in res.stdout.splitlines() if line.startswith('- ')]
+    assert lines == [f'- `nf_resnet20` / `nf_resnet20@fold` (infer): {ratios[1]:.3f} '
+                     f'(quartiles {statistics.quantiles(ratios, n=4, method="inclusive")[0]:.2f}-'
+                     f'{statistics.quantiles(ratios, n=4, method="inclusive")[2]:.2f}, 3 rounds)']
+    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20')
+    assert res.returncode == 2 and '--paired takes pairs' in res.stderr

@@ -1,4 +1,7 @@
-"""Folding for inference and the eval-mode weight cache of WS / NormProp convs."""
+"""Folding for inference, and the WS / NormProp convs it folds.
+
+That eval mode recomputes their weights from the parameters is tested in test_eval_follows_parameters.py.
+"""
 import pytest
 import timm
 import torch
@@ -81,59 +84,6 @@ def test_fuse_returns_plain_conv():
         assert torch.allclose(conv(x), plain(x), atol=1e-6)
 
 
-def _conv(model: nn.Module) -> ScaledStdConv2d:
-    return model.stages[0][0].branch.conv1
-
-
-def test_eval_cache_reuses_weight_and_matches_uncached():
-    model = randomize(timm.create_model('nf_resnet20')).eval()
-    x = image(model)
-    expected = model(x).detach()  # grad enabled: no cache
-    assert _conv(model)._cached_weight is None
-    with torch.no_grad():
-        first = model(x)
-        cached = _conv(model)._cached_weight
-        second = model(x)
-    assert cached is not None and _conv(model)._cached_weight is cached  # reused, not recomputed
-    assert torch.equal(first, second)
-    # The cached path also carries the skip gain in the weights, so it equals the uncached path up to rounding.
-    assert relative_error(expected, first) <= 1e-5
-
-
-def test_eval_cache_invalidated_by_weight_update_and_train():
-    model = randomize(timm.create_model('normprop_resnet20')).eval()
-    x = image(model)
-    with torch.no_grad():
-        before = model(x)
-        for p in model.parameters():
-            p.mul_(1.1)  # an in-place update, as an optimizer step makes
-        after = model(x)
-    model.train()
-    assert all(m._cached_weight is None for m in model.modules() if isinstance(m, NormPropConv2d))
-    model.eval()
-    uncached = model(x).detach()
-    assert not torch.equal(before, after)
-    assert torch.equal(after, uncached)  # NormProp defers nothing: bit-identical
-
-
-def test_eval_cache_invalidated_by_optimizer_step_and_load_state_dict():
-    model = randomize(timm.create_model('nf_resnet20')).eval()
-    x = image(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with torch.no_grad():
-        model(x)
-    model(x).square().mean().backward()  # gradients enabled: computed without the cache
-    opt.step()
-    with torch.no_grad():
-        stepped = model(x)
-    assert relative_error(model(x).detach(), stepped) <= 1e-5
-    state = {k: v.clone() for k, v in randomize(timm.create_model('nf_resnet20'), seed=3).state_dict().items()}
-    model.load_state_dict(state)
-    with torch.no_grad():
-        loaded = model(x)
-    assert relative_error(model(x).detach(), loaded) <= 1e-5
-
-
 def test_eval_mode_with_grad_allows_two_backwards():
     model = randomize(timm.create_model('nf_resnet20')).eval()
     x = image(model)
@@ -142,7 +92,7 @@ def test_eval_mode_with_grad_allows_two_backwards():
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_cache_bypassed_by_script_fx_and_compile():
+def test_script_fx_and_compile_match_eager():
     model = randomize(timm.create_model('nf_resnet20')).eval()
     x = image(model)
     with torch.no_grad():
@@ -170,17 +120,3 @@ def test_nf_constants_live_in_the_conv_weights():
     # timm's form keeps timm's literal multiplies (bit-identical to timm's NormFreeNet)
     timm_form = timm_nf.ResidualNet(timm_nf.models.nf_resnet_cfg(50, timm_form=True))
     assert not timm_form.stages[0][1].scalars_in_weights and timm_form.stages[0][1].branch.conv1.input_scale == 1.0
-
-
-def test_eval_cache_follows_the_skip_gain_it_defers():
-    # alpha * skip_gain ride in the last conv's cached weight and bias; the skip gain lives in the block.
-    model = randomize(timm.create_model('nf_resnet20')).eval()
-    block = model.stages[1][1]
-    assert block.branch.conv2.output_gain and block.branch.conv2.output_gain[0] is block.skip_gain
-    assert 'stages.1.1.branch.conv2.output_gain' not in dict(model.named_parameters())  # not registered twice
-    x = image(model)
-    with torch.no_grad():
-        model(x)
-        block.skip_gain.mul_(-3.0)
-        cached = model(x)
-    assert relative_error(model(x).detach(), cached) <= 1e-5

@@ -5,7 +5,6 @@ Library behind `train/benchmark.py`. A model is given as a spec ``NAME[:key=valu
 * ``NAME`` is any registered timm model, or ``cfg/nf_resnet50`` / ``cfg/nf_resnet50_timm`` / ``cfg/nf_regnet_b1_timm``
   for NF configurations that timm's registry keeps for its own class (ours in the paper's or timm's form);
 * ``@fold``: `timm_nf.fold_for_inference` (our convs and timm's `ScaledStdConv2d` folded, BatchNorm folded);
-* ``@nocache``: our WS / NormProp convs recompute their weight every call (the eval cache switched off);
 * ``@plain``: the physical limit of the design: the folded network with every remaining scalar op removed
   (beta, alpha, activation gains), i.e. plain convs and activations of identical shape.
 
@@ -32,11 +31,10 @@ import torch.nn as nn
 from timm_nf.analysis.inputs import parse_model_spec
 from timm_nf.fold import fold_for_inference
 from timm_nf.layers import ScaledAct
-from timm_nf.layers.weight_cache import weight_cache_enabled
 
 __all__ = ['BenchResult', 'build_variant', 'bench_variants', 'measure_peak_memory', 'VARIANTS']
 
-VARIANTS = ('', 'fold', 'nocache', 'plain')
+VARIANTS = ('', 'fold', 'plain')
 
 
 def _cfg_models() -> Dict[str, Callable[[], Any]]:
@@ -157,24 +155,21 @@ def bench_variants(
         if torchcompile:
             model = torch.compile(model, backend=torchcompile)
         step = _step_fn(model, bench, x, y)
-        cache = not spec.endswith('@nocache')
-        with weight_cache_enabled(cache):
-            for _ in range(num_warm_iter):
-                step()
-        runs.append((spec, size, step, cache, sum(p.numel() for p in model.parameters()) / 1e6))
+        for _ in range(num_warm_iter):
+            step()
+        runs.append((spec, size, step, sum(p.numel() for p in model.parameters()) / 1e6))
     times: Dict[str, List[float]] = {spec: [] for spec in specs}
     for r in range(rounds):
-        for spec, _, step, cache, _ in runs:
-            with weight_cache_enabled(cache):
-                _sync(dev)
-                start = time.perf_counter()
-                for _ in range(num_bench_iter):
-                    step()
-                _sync(dev)
+        for spec, _, step, _ in runs:
+            _sync(dev)
+            start = time.perf_counter()
+            for _ in range(num_bench_iter):
+                step()
+            _sync(dev)
             times[spec].append((time.perf_counter() - start) / num_bench_iter * 1e3)
         progress(f'round {r + 1}/{rounds}: ' + ', '.join(f'{s} {times[s][-1]:.1f} ms' for s in specs))
     results = []
-    for spec, size, _, _, params in runs:
+    for spec, size, _, params in runs:
         ms = statistics.median(times[spec])
         results.append(BenchResult(
             spec, bench, batch_size, size, batch_size / ms * 1e3, ms, times[spec], param_count_m=params,

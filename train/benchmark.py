@@ -7,15 +7,20 @@ In the spirit of timm's benchmark.py. Examples (2 CPU cores):
     python train/benchmark.py --bench infer -b 1 --compare nf_resnet50 nf_resnet50@fold nf_resnet50@plain resnet50
     python train/benchmark.py --bench train -b 8 --img-size 160 --compare cfg/nf_resnet50 \\
         'crelu_resnet50:act_layer=relu' --memory
+    python train/benchmark.py --markdown results.csv --paired nf_resnet50 nf_resnet50@fold
 
-Model specs are ``NAME[:key=value,...][@fold|@nocache|@plain]`` (see `timm_nf.benchmark`). With `--compare` the
+Model specs are ``NAME[:key=value,...][@fold|@plain]`` (see `timm_nf.benchmark`). With `--compare` the
 models run interleaved for `--rounds` rounds and the table reports medians and ratios to the first model.
+`--paired A B` adds, per round, A's step time over B's in the same round, summarized over rounds: on a loaded
+machine these paired ratios cancel the load that drifts between rounds.
 """
 import argparse
 import csv
 import json
+import statistics
 import sys
 from pathlib import Path
+from typing import List, Tuple
 
 import torch
 
@@ -44,9 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--results-file', default=None, help='write results as JSON (.json) or CSV (.csv)')
     p.add_argument('--markdown', nargs='+', default=None, metavar='CSV',
                    help='print results files written by --results-file as markdown tables, then exit')
+    p.add_argument('--paired', nargs='+', default=None, metavar='SPEC',
+                   help='with --markdown: pairs A B [A B ...]; print the median over rounds of A / B per round')
     args = p.parse_args(argv)
     if not args.model and not args.compare and not args.markdown:
         p.error('give --model SPEC or --compare SPEC [SPEC ...]')
+    if args.paired and (not args.markdown or len(args.paired) % 2):
+        p.error('--paired takes pairs of specs (A B [A B ...]) and goes with --markdown FILE.csv')
     return args
 
 
@@ -66,11 +75,31 @@ def markdown_table(path: Path) -> str:
     return '\n'.join(lines)
 
 
+def paired_ratios(path: Path, pairs: List[Tuple[str, str]]) -> List[str]:
+    """For each pair (A, B) of a results CSV: per round, A's step time over B's in the same round; the median and
+    quartiles over rounds. Pairs whose models are not both in the file are skipped."""
+    with open(path, newline='') as f:
+        rounds = {(r['model'], r['bench']): [float(t) for t in r['step_ms_all'].split()] for r in csv.DictReader(f)}
+    lines = []
+    for num, den in pairs:
+        for bench in ('infer', 'train'):
+            if (num, bench) in rounds and (den, bench) in rounds:
+                ratios = [a / b for a, b in zip(rounds[num, bench], rounds[den, bench])]
+                q1, med, q3 = statistics.quantiles(ratios, n=4, method='inclusive') if len(ratios) > 1 else ratios * 3
+                lines.append(f'- `{num}` / `{den}` ({bench}): {med:.3f} (quartiles {q1:.2f}-{q3:.2f}, '
+                             f'{len(ratios)} rounds)')
+    return lines
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.markdown:
+        pairs = list(zip(args.paired[::2], args.paired[1::2])) if args.paired else []
         for path in args.markdown:
             print(f'{path}:\n\n{markdown_table(Path(path))}\n')
+            lines = paired_ratios(Path(path), pairs)
+            if lines:
+                print('Paired ratios:\n\n' + '\n'.join(lines) + '\n')
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

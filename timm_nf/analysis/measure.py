@@ -28,8 +28,6 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
-from timm_nf.layers.weight_cache import weight_cache_enabled
-
 from .adapters import ResidualBlock, effective_conv_weight, find_residual_blocks, nf_expected_variance
 
 __all__ = [
@@ -51,22 +49,19 @@ def analysis_mode(model: nn.Module, batch_stats: bool = True) -> Iterator[nn.Mod
     ``num_batches_tracked`` untouched. All modes and flags are restored on exit.
     """
     saved = [(m, m.training, getattr(m, 'track_running_stats', None)) for m in model.modules()]
-    # timm-nf's eval cache moves NF scalars (gamma, beta, alpha * skip gain) into cached conv weights; the hooks
-    # here read branch and block outputs, so every module must compute literally what it says.
-    with weight_cache_enabled(False):
-        try:
-            model.eval()
-            if batch_stats:
-                for m in model.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.training = True
-                        m.track_running_stats = False
-            yield model
-        finally:
-            for m, training, track in saved:
-                m.training = training
-                if track is not None:
-                    m.track_running_stats = track
+    try:
+        model.eval()
+        if batch_stats:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.training = True
+                    m.track_running_stats = False
+        yield model
+    finally:
+        for m, training, track in saved:
+            m.training = training
+            if track is not None:
+                m.track_running_stats = track
 
 
 def _channels_last_2d(x: torch.Tensor) -> torch.Tensor:

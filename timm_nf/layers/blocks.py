@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath, SEModule
 
 from .activations import channel_mult, check_choice
+from .effective_weight import EffectiveWeightConv
 from .fold import FoldableSequential, fold_act_gain, fold_conv_bn, move_input_scale, scale_conv_, to_plain_conv
-from .weight_cache import EffectiveWeightConv, cache_active
 from .norm_scheme import NormScheme
 
 __all__ = [
@@ -299,10 +299,9 @@ class NFBlock(nn.Module):
         self.drop_path = _drop_path(drop_path_rate)
         self.skip_gain = nn.Parameter(torch.zeros(())) if skip_gain else None
         # gamma, beta and alpha are constants around convs: carried by the weights they cost a multiply over the
-        # weights instead of the activations, forward and backward (exact up to rounding; see weight_cache). timm's
-        # form keeps timm's literal multiplies, so that timm's weights give bit-identical outputs.
+        # weights instead of the activations, forward and backward (exact up to rounding; see effective_weight).
+        # timm's form keeps timm's literal multiplies, so that timm's weights give bit-identical outputs.
         self.scalars_in_weights = scalars_in_weights
-        self.defer_skip_gain = False
         if scalars_in_weights:
             self.act1, act1_gain = fold_act_gain(self.act1)
             consumers = [self.branch[0]] + ([self.downsample.conv] if self.downsample is not None else [])
@@ -313,10 +312,6 @@ class NFBlock(nn.Module):
                 last_conv.output_scale *= alpha
             else:
                 scale_conv_(last_conv, output_scale=alpha)
-            # The learnable skip gain rides in the last conv's cached weight at inference only.
-            if self.skip_gain is not None and isinstance(last_conv, EffectiveWeightConv):
-                last_conv.output_gain.append(self.skip_gain)
-                self.defer_skip_gain = True
 
     def branch_scale(self) -> float:
         """Constant the branch's output already carries (alpha when it lives in the weights), for measurements."""
@@ -330,9 +325,7 @@ class NFBlock(nn.Module):
         out = self.drop_path(self.branch(out))
         alpha = 1.0 if self.scalars_in_weights else self.alpha
         if self.skip_gain is not None:
-            deferred = self.defer_skip_gain and not torch.jit.is_scripting() and cache_active(self.training)
-            if not deferred:
-                out = out * (self.skip_gain * alpha)  # one pass over the activations, not two
+            out = out * (self.skip_gain * alpha)  # one pass over the activations, not two
         elif alpha != 1.0:
             out = out * alpha
         return out + shortcut
@@ -355,7 +348,7 @@ class NFBlock(nn.Module):
         scale_conv_(self.branch[-1], output_scale=out_scale)
         self.alpha, self.beta = 1.0, 1.0
         self.skip_gain = None
-        self.scalars_in_weights = self.defer_skip_gain = False
+        self.scalars_in_weights = False
         return self
 
 

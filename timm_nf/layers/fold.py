@@ -15,7 +15,7 @@ from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
 
 from .activations import ScaledAct
 from .std_conv import standardized_weight
-from .weight_cache import EffectiveWeightConv, plain_conv_like
+from .effective_weight import EffectiveWeightConv, plain_conv_like
 
 __all__ = ['FoldableSequential', 'fold_conv_bn', 'to_plain_conv', 'scale_conv_', 'fold_act_gain', 'move_input_scale']
 

@@ -8,7 +8,7 @@ scheme for its layers:
 * ``normprop``: `NormPropConv2d`, no BatchNorm in the branch, BatchNorm on the identity path only where the
   spatial size is reduced (Shang et al., footnote 2), initialized by `weight_init`; version 1 adds NormProp's
   constants to the activations (`normprop_consts` says which).
-* ``scaled_ws``: Scaled Weight Standardization (`ScaledStdConv2d`: timm's layer plus an eval cache), no
+* ``scaled_ws``: Scaled Weight Standardization (`ScaledStdConv2d`: timm's layer, foldable), no
   normalization, activations scaled by the gain gamma of `ACT_GAINS` (Brock et al. 2021). `gamma_in_conv=True`
   reproduces timm's `NormFreeNet`, which folds gamma into the weight scale of *every* conv, the stem's included.
 """

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .activations import NORMPROP_C0, NORMPROP_C1, check_choice
-from .weight_cache import EffectiveWeightConv
+from .effective_weight import EffectiveWeightConv
 
 __all__ = ['NormPropConv2d', 'NORMPROP_VERSIONS', 'NORMPROP_GAMMA_INIT', 'normprop_act_kwargs']
 
@@ -77,12 +77,12 @@ class NormPropConv2d(EffectiveWeightConv):
             self.register_buffer('gamma', gamma)
         else:
             self.gamma = nn.Parameter(gamma)
-        self._cache_init()
 
-    def effective_weight(self) -> torch.Tensor:
-        """``gamma * W / ||W||_2`` per filter: the weight the convolution actually applies."""
+    def effective_weight(self, scale: float = 1.0) -> torch.Tensor:
+        """``gamma * W / ||W||_2`` per filter, the weight the convolution actually applies, times `scale`."""
         norm = torch.linalg.vector_norm(self.weight.flatten(1), dim=1).clamp_min(self.eps)
-        return self.weight * (self.gamma / norm).view(-1, 1, 1, 1)
+        factor = self.gamma / norm if scale == 1.0 else self.gamma * scale / norm
+        return self.weight * factor.view(-1, 1, 1, 1)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', version={self.version}'

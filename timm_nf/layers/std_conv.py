@@ -1,15 +1,15 @@
-"""Scaled Weight Standardization conv with an eval-mode weight cache and `fuse()`.
+"""Scaled Weight Standardization conv that carries constant scalars in its weight and fuses into a plain conv.
 
 `Characterizing signal propagation to close the performance gap in unnormalized ResNets` (Brock, De & Smith,
 ICLR 2021). A subclass of timm's `ScaledStdConv2d` (same parameters, same math, so timm's weights and code that
-checks for timm's class keep working): timm's layer re-standardizes the weight on every forward pass, also at
-inference, and cannot be folded; this one caches the standardized weight in eval mode and fuses into a plain conv.
+checks for timm's class keep working). Like timm's layer it re-standardizes the weight on every forward pass;
+unlike it, it folds into a plain conv for inference (`fuse()`) and applies the NF scalars around it in its weight.
 """
 import torch
 import torch.nn.functional as F
 from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
 
-from .weight_cache import EffectiveWeightConv
+from .effective_weight import EffectiveWeightConv
 
 __all__ = ['ScaledStdConv2d', 'standardized_weight']
 
@@ -25,11 +25,8 @@ def standardized_weight(weight: torch.Tensor, gain: torch.Tensor, scale: float, 
 
 
 class ScaledStdConv2d(EffectiveWeightConv, TimmScaledStdConv2d):
-    """timm's `ScaledStdConv2d` plus an eval-mode cache of the standardized weight and `fuse()`."""
+    """timm's `ScaledStdConv2d` plus `input_scale` / `output_scale` and `fuse()` (see `EffectiveWeightConv`)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._cache_init()
-
-    def effective_weight(self) -> torch.Tensor:
-        return standardized_weight(self.weight, self.gain, self.scale, self.eps)
+    def effective_weight(self, scale: float = 1.0) -> torch.Tensor:
+        """The standardized weight times `scale`, applied to the per-filter gains rather than the weight."""
+        return standardized_weight(self.weight, self.gain, self.scale * scale, self.eps)
