@@ -20,12 +20,13 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from timm_nf.models import ResidualNet, nf_resnet_cfg
 
 # NormProp convs, and scaled WS convs in NF-ResNets: the paper's form (NF scalars carried by the conv weights) with
-# ReLU and CReLU, and timm's form (literal multiplies, gamma in every conv). Small CIFAR-layout models, for speed.
+# ReLU and CReLU, and timm's form (literal multiplies, gamma in every conv). CIFAR-layout ResNet-8s at 16 px: the
+# property is one of each conv, so depth and image size only cost time.
 FAMILIES: Dict[str, Callable[[], nn.Module]] = {
-    'normprop_resnet20': partial(timm.create_model, 'normprop_resnet20'),
-    'nf_resnet20': partial(timm.create_model, 'nf_resnet20'),
-    'nf_resnet20_crelu': partial(timm.create_model, 'nf_resnet20', act_layer='crelu'),
-    'nf_resnet20_timm_form': lambda: ResidualNet(nf_resnet_cfg(20, timm_form=True)),
+    'normprop_resnet8': partial(timm.create_model, 'normprop_resnet20', depth=8),
+    'nf_resnet8': partial(timm.create_model, 'nf_resnet20', depth=8),
+    'nf_resnet8_crelu': partial(timm.create_model, 'nf_resnet20', depth=8, act_layer='crelu'),
+    'nf_resnet8_timm_form': lambda: ResidualNet(nf_resnet_cfg(8, timm_form=True)),
 }
 MODES: Dict[str, Callable[[], AbstractContextManager]] = {
     'no_grad': torch.no_grad,
@@ -67,7 +68,7 @@ EDITS: Dict[str, Callable[[nn.Module, torch.Generator], None]] = {
 
 
 def images(seed: int = 1) -> torch.Tensor:
-    return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
 def assert_exact(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
