@@ -28,6 +28,12 @@ import torch.nn.functional as F
 
 __all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED', 'cache_active', 'weight_cache_enabled']
 
+# torch has no public "is fx.symbolic_trace running" check. Newer torch has `is_fx_symbolic_tracing` (added
+# Aug 2025, pytorch PR 161385; its `is_fx_tracing` also answers True under torch.export and logs a warning on
+# every call); in older torch `is_fx_tracing` is that check (torch 2.4.1 ran the model tests with it).
+_is_fx_symbolic_tracing = getattr(torch.fx._symbolic_trace, 'is_fx_symbolic_tracing', None) \
+    or torch.fx._symbolic_trace.is_fx_tracing
+
 # Global switch, for benchmarks that measure the uncached cost (`train/benchmark.py --compare NAME@nocache`).
 CACHE_ENABLED = True
 
@@ -67,7 +73,7 @@ def cache_active(training: bool) -> bool:
     """
     if not CACHE_ENABLED or training or torch.is_grad_enabled():
         return False
-    return not (torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling())
+    return not (_is_fx_symbolic_tracing() or torch.compiler.is_compiling())
 
 
 class EffectiveWeightConv(nn.Conv2d):
