@@ -30,7 +30,7 @@ __all__ = ['EffectiveWeightConv', 'plain_conv_like', 'CACHE_ENABLED', 'cache_act
 
 # torch has no public "is fx.symbolic_trace running" check. Newer torch has `is_fx_symbolic_tracing` (added
 # Aug 2025, pytorch PR 161385; its `is_fx_tracing` also answers True under torch.export and logs a warning on
-# every call); in older torch `is_fx_tracing` is that check (torch 2.4.1 ran the model tests with it).
+# every call); in older torch `is_fx_tracing` is that check (the suite passes with it on torch 2.5.1).
 _is_fx_symbolic_tracing = getattr(torch.fx._symbolic_trace, 'is_fx_symbolic_tracing', None) \
     or torch.fx._symbolic_trace.is_fx_tracing
 
