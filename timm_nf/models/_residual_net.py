@@ -14,10 +14,8 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, calculate_drop_path_rates, get_device_dtype, make_divisible
-from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._pretrained import DefaultCfg
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
+from timm.models import DefaultCfg, build_model_with_cfg, checkpoint, checkpoint_seq
+from timm.models._features import feature_take_indices  # private: timm exports it under no public name
 
 from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
 from timm_nf.layers import (
