@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -35,6 +37,36 @@ TAG_REPO = 'timm-nf/crelu_resnet20.digits'
 TINY = ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b', '32', '--train-num-samples', '96',
         '--val-num-samples', '32', '--img-size', '32', '--crop-pct', '1.0', '--warmup-epochs', '0', '--lr', '0.05',
         '--hflip', '0', '--workers', '0', '--device', 'cpu', '--seed', '0']
+
+
+# A Hub endpoint on loopback that accepts every connection and drops it at once: unreachable the way a refused port
+# is, but without huggingface_hub's retry backoff (about 24 s per request against a refused port). Parametrized
+# environments name it as UNREACHABLE and `hub_env` puts in its address.
+UNREACHABLE = 'http://unreachable.invalid'
+
+
+@pytest.fixture(scope='module')
+def dropping_hub():
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(64)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed at teardown
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))  # reset, not FIN
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f'http://127.0.0.1:{server.getsockname()[1]}'
+    server.close()
+
+
+def hub_env(env: Dict[str, str], dropping_hub: str) -> Dict[str, str]:
+    return {k: dropping_hub if v == UNREACHABLE else v for k, v in env.items()}
 
 
 def run(args: List[str], cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
@@ -368,9 +400,11 @@ def test_out_dir_with_other_files_is_refused(tiny_run, tmp_path: Path, capsys):
 # Upload -------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'),
-                                 dict(HF_ENDPOINT='http://127.0.0.1:9', HF_TOKEN='hf_notARealTokenButSecret123')],
+                                 dict(HF_ENDPOINT=UNREACHABLE, HF_TOKEN='hf_notARealTokenButSecret123')],
                          ids=['offline', 'unreachable'])
-def test_failed_upload_is_one_line_keeps_dir_and_can_be_retried(env, tag_folder: Path, tiny_run, tmp_path: Path):
+def test_failed_upload_is_one_line_keeps_dir_and_can_be_retried(env, tag_folder: Path, tiny_run, tmp_path: Path,
+                                                                 dropping_hub):
+    env = hub_env(env, dropping_hub)
     out = tmp_path / 'up'
     proc = run([str(PUBLISH), '--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag',
                 'digits', '--results', str(tiny_run['results']), '--out', str(out), '--push'], cwd=tmp_path,
@@ -531,9 +565,10 @@ def test_bare_name_with_pretrained_names_the_tags_that_have_weights(capsys):
                           'local-dir:hub/published/crelu_resnet20.digits')
 
 
-@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT='http://127.0.0.1:9')],
+@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT=UNREACHABLE)],
                          ids=['offline', 'unreachable'])
-def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_path: Path):
+def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_path: Path, dropping_hub):
+    env = hub_env(env, dropping_hub)
     entry = find_published('crelu_resnet56_relu', 'digits')
     proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0'],
                cwd=tmp_path, HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'), **env)
@@ -551,9 +586,11 @@ def _folder_lines(stdout: str) -> Dict[str, str]:
             for e in PUBLISHED}
 
 
-@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT='http://127.0.0.1:9')],
-                         ids=['offline', 'refused'])
-def test_publish_all_dry_run_lists_every_folder_and_says_when_the_hub_cannot_be_asked(env, tmp_path: Path):
+@pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT=UNREACHABLE)],
+                         ids=['offline', 'unreachable'])
+def test_publish_all_dry_run_lists_every_folder_and_says_when_the_hub_cannot_be_asked(env, tmp_path: Path,
+                                                                                    dropping_hub):
+    env = hub_env(env, dropping_hub)
     proc = run([str(PUBLISH), '--all'], cwd=tmp_path, timeout=60, HF_HOME=str(tmp_path / 'hf-home'), **env)
     assert proc.returncode == 0, proc.stderr
     for entry in PUBLISHED:
@@ -607,12 +644,12 @@ def test_publish_all_dry_run_names_the_repos_the_hub_lacks(tmp_path: Path):
     assert sorted(summary.split(': ', 2)[2].split(', ')) == missing
 
 
-def test_publish_all_push_without_token_is_one_line_and_uploads_nothing(tmp_path: Path):
+def test_publish_all_push_without_token_is_one_line_and_uploads_nothing(tmp_path: Path, dropping_hub):
     before = {e.name: snapshot(REPO / e.published) for e in PUBLISHED}
     proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'))
     assert_one_line_error(proc, 'no Hugging Face token', 'nothing was uploaded')
     proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'),
-               HF_ENDPOINT='http://127.0.0.1:9', HF_TOKEN='hf_notARealTokenButSecret123')
+               HF_ENDPOINT=dropping_hub, HF_TOKEN='hf_notARealTokenButSecret123')
     assert_one_line_error(proc, 'cannot compare', 'retry with')
     assert 'hf_notARealTokenButSecret123' not in proc.stdout + proc.stderr
     assert {e.name: snapshot(REPO / e.published) for e in PUBLISHED} == before

@@ -27,7 +27,8 @@ SCRIPT = Path(__file__).parent / 'timm_contract' / 'run_timm_model_tests.sh'
 def test_timm_model_contract():
     # '-NAME]' / '-NAME.' match exactly NAME's test ids (test_x[1-NAME] and cfg tests test_x[1-NAME.tag]).
     expr = ' or '.join(f'-{name}] or -{name}.' for name in CONTRACT_MODELS)
-    env = dict(os.environ, PYTHON=sys.executable)
+    # one thread: the suite's other xdist worker has the machine's other core (see tests/conftest.py)
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
     out = subprocess.run(['bash', str(SCRIPT), expr], capture_output=True, text=True, env=env)
     summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ''
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

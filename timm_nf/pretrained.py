@@ -199,6 +199,10 @@ def _hub_unreachable(error: BaseException) -> bool:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     if isinstance(error, (LocalEntryNotFoundError, RepositoryNotFoundError)):
         return True
+    # A connection the Hub (or a proxy) drops or resets surfaces as the HTTP client's transport error (httpx's or
+    # requests', depending on the huggingface_hub release), which is neither an OSError nor huggingface_hub's own.
+    if any(cls.__name__ in ('TransportError', 'ConnectionError') for cls in type(error).__mro__):
+        return True
     status = getattr(getattr(error, 'response', None), 'status_code', None)
     return isinstance(error, HfHubHTTPError) and status in (401, 403, 404)
 

@@ -439,16 +439,17 @@ def create_residual_net(variant: str, pretrained: bool, cfg: ResNetCfg, **kwargs
             feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(len(cfg.depths) + 1))),
             **kwargs,
         )
-    except OSError as e:  # huggingface_hub's offline / not-found / HTTP errors are OSErrors
-        error = unavailable_weights_error(variant, tag if isinstance(tag, str) else None, e) if pretrained else None
+    except Exception as e:
+        # Only the two failures of pretrained=True get our one-line errors; anything else is re-raised as it is.
+        error = None
+        if pretrained and isinstance(e, RuntimeError) and not isinstance(e, OSError) and tag is None:
+            error = missing_weights_error(variant, e)  # timm: the bare name's cfg has no weights; name the tags
+        elif pretrained:
+            # huggingface_hub's offline / not-found / HTTP errors (OSErrors) and its HTTP client's transport errors
+            error = unavailable_weights_error(variant, tag if isinstance(tag, str) else None, e)
         if error is None:
             raise
         raise error from e
-    except RuntimeError as e:  # timm: the bare name's cfg has no weights; name the tags that have them
-        missing = missing_weights_error(variant, e) if pretrained and tag is None else None
-        if missing is None:
-            raise
-        raise missing from e
 
 
 _TIMM_NF_BRANCH_KEY = re.compile(r'^(stages\.\d+\.\d+\.)(conv\d|attn)\.')
