@@ -22,7 +22,7 @@ from timm.data import create_loader
 
 import timm_nf.data.fashion_mnist as fashion_mnist_module
 from timm_nf.data import (
-    FASHION_MNIST_DEBIAN_DIR, DatasetError, FashionMnistDataset, create_dataset, dataset_num_classes,
+    FASHION_MNIST_DEBIAN_DIR, FashionMnistDataset, create_dataset, dataset_num_classes,
     stratified_order,
 )
 

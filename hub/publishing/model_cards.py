@@ -15,7 +15,7 @@ import timm_nf  # noqa: F401  (registers the models)
 from timm_nf.paper import TABLE2, TABLE4, call_str
 from timm_nf.pretrained import PUBLISHED
 from timm_nf.profile import model_stats
-from train.reproduction.study import RESULTS_FILE, claim_verdicts, load_results, results_table
+from train.reproduction.study import claim_verdicts, load_results, results_table
 
 from .card import paper_rows
 from .results import REPO_ROOT, entry_results, study_seeds

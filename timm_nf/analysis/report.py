@@ -7,7 +7,6 @@ positive values span two decades or more.
 """
 import csv
 import math
-import os
 from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ['write_csv', 'plot_spp', 'plot_delta', 'plot_activations', 'plot_coherence']

@@ -14,7 +14,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
+
+from .grayscale import GrayscaleImageDataset
 
 __all__ = ['DigitsDataset', 'DIGITS_SPLITS', 'DIGITS_NUM_CLASSES', 'DIGITS_IMG_SIZE', 'export_image_folder']
 
@@ -55,7 +56,7 @@ def _load_split(split: str) -> Tuple[np.ndarray, np.ndarray]:
     return _cache[split]
 
 
-class DigitsDataset(Dataset):
+class DigitsDataset(GrayscaleImageDataset):
     """scikit-learn's 8x8 digits at 32x32 RGB, with the fixed stratified train/validation split.
 
     Items are `(PIL.Image RGB 32x32, int target)` before `transform` / `target_transform`, like timm's
@@ -94,19 +95,6 @@ class DigitsDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return DIGITS_NUM_CLASSES
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int):
-        # Grayscale replicated to RGB so that 3-channel models and ImageNet-style mean/std apply unchanged.
-        img = Image.fromarray(self.images[index], mode='L').convert('RGB')
-        target = int(self.targets[index])
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
 
     def filenames(self, basename: bool = False, absolute: bool = False) -> List[str]:
         """Synthetic names (`digits/<split>/<index>`), for code that asks a timm dataset for its file names."""

@@ -26,10 +26,9 @@ import zlib
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 
 from .errors import DatasetError
+from .grayscale import GrayscaleImageDataset
 
 __all__ = [
     'FashionMnistDataset', 'FASHION_MNIST_CLASSES', 'FASHION_MNIST_DEBIAN_DIR', 'FASHION_MNIST_IMG_SIZE',
@@ -167,7 +166,7 @@ def _split_indices(split: str, targets: np.ndarray, val_size: int, seed: int) ->
     return order
 
 
-class FashionMnistDataset(Dataset):
+class FashionMnistDataset(GrayscaleImageDataset):
     """Fashion-MNIST at 28x28 RGB (gray replicated), with fixed stratified train / validation / test splits.
 
     Items are `(PIL.Image RGB 28x28, int target)` before `transform` / `target_transform`, like timm's
@@ -226,19 +225,6 @@ class FashionMnistDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return FASHION_MNIST_NUM_CLASSES
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int):
-        # Grayscale replicated to RGB so that 3-channel models and per-channel mean/std apply unchanged.
-        img = Image.fromarray(self.images[index], mode='L').convert('RGB')
-        target = int(self.targets[index])
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
 
     def filenames(self, basename: bool = False, absolute: bool = False) -> List[str]:
         """Names `fashion_mnist/<official file>/<index in it>`, for code that asks a timm dataset for file names."""

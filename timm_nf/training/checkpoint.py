@@ -19,7 +19,7 @@ import pickle
 import shutil
 import tempfile
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
