@@ -167,6 +167,11 @@ def tags_of(model: str) -> Tuple[PretrainedWeights, ...]:
     return tuple(entry for entry in PUBLISHED if entry.model == model)
 
 
+def _local_dir_call(entry: PretrainedWeights) -> str:
+    """The call that loads `entry`'s committed folder, run from the root of a clone of the timm-nf repository."""
+    return f"timm.create_model('local-dir:{entry.published}', pretrained=True)"
+
+
 class NoPretrainedWeightsError(RuntimeError):
     """`pretrained=True` on a bare architecture name, whose weights are published under tags.
 
@@ -186,7 +191,7 @@ def missing_weights_error(model: str, error: BaseException) -> Optional[NoPretra
     return NoPretrainedWeightsError(
         f'No pretrained weights exist for {model}: the bare name is the architecture alone; its weights are the '
         f"tag{'s' if len(tags) > 1 else ''} {names}. From the root of a clone of the timm-nf repository: "
-        f"timm.create_model('local-dir:{first.published}', pretrained=True); "
+        f"{_local_dir_call(first)}; "
         f"timm.create_model('{first.name}', pretrained=True) once the tag is on the Hub ({first.hub_id})")
 
 
@@ -221,8 +226,7 @@ def unavailable_weights_error(
     reason = ' '.join(str(error).split()).split('. ')[0][:160].rstrip('.') or type(error).__name__
     # The installed package has no repository around it: name the folder relative to a timm-nf checkout's root,
     # where it is committed, rather than guessing a path on this machine.
-    hint = (f"; a clone of the timm-nf repository holds them: from its root, "
-            f"timm.create_model('local-dir:{entry.published}', pretrained=True)")
+    hint = f'; a clone of the timm-nf repository holds them: from its root, {_local_dir_call(entry)}'
     return WeightsUnavailableError(
         f'the weights of {entry.name} could not be fetched from the Hub repo {entry.hub_id} '
         f'({type(error).__name__}: {reason}){hint}')

@@ -7,12 +7,12 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Sequence, Tuple
 
 import timm
 
 import timm_nf  # noqa: F401  (registers the models)
-from timm_nf.paper import TABLE2, TABLE4, call_str
+from timm_nf.paper import TABLE2, TABLE4, PaperRow, call_str
 from timm_nf.pretrained import PUBLISHED
 from timm_nf.profile import model_stats
 from train.reproduction.study import claim_verdicts, load_results, results_table
@@ -111,6 +111,19 @@ def _study_lines() -> List[str]:
     return lines
 
 
+def _paper_table(title: str, error_cols: Tuple[str, str], rows: Sequence[PaperRow], gmacs: bool) -> List[str]:
+    """One of the paper's tables: its two error columns, the call that builds each row, and the row's size."""
+    extra_head, extra_rule = (' GMACs |', '---:|') if gmacs else ('', '')
+    lines = [f'### {title}', '',
+             f'| norm | activation | {error_cols[0]} | {error_cols[1]} | call | params (M) |{extra_head}',
+             f'|---|---|---:|---:|---|---:|{extra_rule}']
+    for row in rows:
+        s = model_stats(row.model, **dict(row.kwargs))
+        lines.append(f'| {row.norm} | {row.act} | {row.errors[0]:.2f} | {row.errors[1]:.2f} | `{call_str(row)}` | '
+                     f'{s.params / 1e6:.3f} |' + (f' {s.gmacs:.3f} |' if gmacs else ''))
+    return lines
+
+
 def render() -> str:
     lines = [
         '# Model cards',
@@ -147,29 +160,12 @@ def render() -> str:
         lines.append('')
     lines += _pretrained_lines()
     lines += _study_lines()
-    lines += [
-        '## Paper rows -> calls',
-        '',
-        '### Shang et al. Table 2 (CIFAR test error %, ResNet-110)',
-        '',
-        '| norm | activation | CIFAR-10 | CIFAR-100 | call | params (M) |',
-        '|---|---|---:|---:|---|---:|',
-    ]
-    for row in TABLE2:
-        s = model_stats(row.model, **dict(row.kwargs))
-        lines.append(f'| {row.norm} | {row.act} | {row.errors[0]:.2f} | {row.errors[1]:.2f} | `{call_str(row)}` | '
-                     f'{s.params / 1e6:.3f} |')
-    lines += [
-        '',
-        '### Shang et al. Table 4 (ImageNet validation error %, single crop)',
-        '',
-        '| norm | activation | top-1 | top-5 | call | params (M) | GMACs |',
-        '|---|---|---:|---:|---|---:|---:|',
-    ]
-    for row in TABLE4:
-        s = model_stats(row.model, **dict(row.kwargs))
-        lines.append(f'| {row.norm} | {row.act} | {row.errors[0]:.2f} | {row.errors[1]:.2f} | `{call_str(row)}` | '
-                     f'{s.params / 1e6:.3f} | {s.gmacs:.3f} |')
+    lines += ['## Paper rows -> calls', '']
+    lines += _paper_table('Shang et al. Table 2 (CIFAR test error %, ResNet-110)', ('CIFAR-10', 'CIFAR-100'), TABLE2,
+                          gmacs=False)
+    lines.append('')
+    lines += _paper_table('Shang et al. Table 4 (ImageNet validation error %, single crop)', ('top-1', 'top-5'),
+                          TABLE4, gmacs=True)
     lines += [
         '',
         'Table 3 (equal size): `crelu_resnet110(width_mult=0.75)` (12-24-48) against `crelu_resnet110_relu`.',
