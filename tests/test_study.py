@@ -1,4 +1,5 @@
-"""The reproduction study (train/study.py, train.reproduction.study): its rows, its lr-halving rule on real train.py runs, the
+"""The reproduction studies (train/study.py, train.reproduction.study): their definitions and rows, the lr-halving
+rule and the early stop at chance on real train.py runs, selection on validation and verdicts on test, the
 claim rules, and that the committed docs are exactly what the committed run files give."""
 import json
 import shutil
@@ -11,15 +12,17 @@ import yaml
 from script_helpers import REPO, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
-    BASE_LR, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, _compare, _spread, all_rows, claim_verdicts, classify_run,
-    collect_all, collect_study, load_results,
+    CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary, _spread,
+    all_rows, claim_verdicts, classify_run, collect_all, collect_study, load_results,
 )
 
 STUDY = REPO / 'train' / 'study.py'
+DIGITS56 = STUDIES['digits56']
+BASE_LR = DIGITS56.base_lr
 
 
 def test_rows_are_table2_then_the_extensions_on_registered_names():
-    for depth in (56, 110):
+    for depth in (20, 56, 110):
         rows = study_rows(depth)
         assert [r.paper for r in rows[:len(TABLE2)]] == list(TABLE2)
         assert [r.extension for r in rows] == [False] * len(TABLE2) + [True] * 4
@@ -37,11 +40,34 @@ def test_rows_are_table2_then_the_extensions_on_registered_names():
     assert all(r.paper.model == r.model for r in deep)  # the paper's own ResNet-110 rows
 
 
-def test_recipe_uses_the_study_base_lr_at_the_paper_lr_per_image():
-    recipe = yaml.safe_load((REPO / 'train' / 'recipes' / 'study_digits.yaml').read_text())
-    assert recipe['lr'] == BASE_LR
+@pytest.mark.parametrize('name', sorted(STUDIES))
+def test_recipe_uses_the_study_base_lr_at_the_paper_lr_per_image(name: str):
+    study = STUDIES[name]
+    recipe = yaml.safe_load((REPO / study.recipe).read_text())
+    assert recipe['lr'] == study.base_lr and recipe['dataset'] == study.dataset
     assert recipe['lr'] / recipe['batch_size'] == pytest.approx(0.1 / 128)  # the paper's lr 0.1 at batch 128
-    assert recipe['decay_milestones'] == [round(80 * recipe['epochs'] / 164), round(121 * recipe['epochs'] / 164)]
+    # the paper's x0.1 steps (epochs 80 and 121 of 164 in fb.resnet.torch; 50% / 75% for Fashion-MNIST)
+    assert recipe['decay_milestones'] in ([round(80 * recipe['epochs'] / 164), round(121 * recipe['epochs'] / 164)],
+                                          [recipe['epochs'] // 2, recipe['epochs'] * 3 // 4])
+    assert recipe['val_split'] == 'validation'  # nothing is chosen on a test split
+    if study.chance_stop_epochs is not None:  # a quarter of the schedule, before the first lr step
+        assert study.chance_stop_epochs == round(recipe['epochs'] / 4) < recipe['decay_milestones'][0]
+
+
+def test_resnet20_studies_are_the_same_grid_on_two_datasets():
+    """Issue 18: the Table 2 rows plus the NF pair at depth 20, 5 seeds for the four Table 1 rows and 3 for the
+    rest; the digits at 20 as well, so that depth and data can be told apart."""
+    digits, fashion = STUDIES['digits20'], STUDIES['fashion_mnist20']
+    assert digits.rows == fashion.rows
+    assert [r.paper for r in fashion.rows[:len(TABLE2)]] == list(TABLE2)
+    assert [(r.norm, r.act) for r in fashion.rows[len(TABLE2):]] == [('NF (scaled WS)', 'ReLU'),
+                                                                     ('NF (scaled WS)', 'CReLU')]
+    seeds = {(r.norm, r.act): len(fashion.seeds_of(r)) for r in fashion.rows}
+    assert sorted(seeds.values()) == [3] * 8 + [5] * 4
+    assert {k for k, n in seeds.items() if n == 5} == {('Plain', 'ReLU'), ('Plain', 'CReLU'), ('BatchNorm', 'ReLU'),
+                                                        ('BatchNorm', 'CReLU')}
+    assert (fashion.verdict_split, fashion.eval_images, fashion.tag) == ('test', 10000, 'fashion_mnist')
+    assert (digits.verdict_split, digits.eval_images) == ('validation', 360)  # the digits have no test split
 
 
 def test_runs_are_classified_by_the_divergence_rule():
@@ -51,6 +77,18 @@ def test_runs_are_classified_by_the_divergence_rule():
     assert classify_run(0, [{'train_loss': 2.0}, {'train_loss': 0.05}]) == ('trained', '')
     with pytest.raises(ValueError, match='status 1'):  # bad input / a crash is not a study result
         classify_run(1, [])
+    # The early stop at chance (ResNet-20 studies): a run stopped by SIGTERM after its 3rd epoch at chance ...
+    at_chance = [{'train_loss': 2.5}, {'train_loss': 2.31}, {'train_loss': 2.30}]
+    status, reason = classify_run(-15, at_chance, chance_stop_epochs=3)
+    assert status == 'diverged' and 'still at chance level' in reason and 'after 3 epochs' in reason
+    # ... one that left chance by then trains on, and a signal without the rule is a crash, not a result
+    learning = at_chance[:2] + [{'train_loss': 0.1}]
+    assert classify_run(0, learning, chance_stop_epochs=3) == ('trained', '')
+    assert classify_run(0, at_chance[:2], chance_stop_epochs=3)[0] == 'diverged'  # final loss at chance
+    with pytest.raises(ValueError, match='status -15'):
+        classify_run(-15, learning, chance_stop_epochs=3)
+    assert classify_run(0, at_chance + [{'train_loss': 0.1}], chance_stop_epochs=None) == ('trained', '')
+    assert at_chance[1]['train_loss'] >= CHANCE_LEVEL > 2.1
 
 
 def _row(norm, act, **metrics):
@@ -64,7 +102,7 @@ def _results(worse, better):
         for norm, act in claim_pairs:
             if not any(r['norm'] == norm and r['act'] == act for r in rows):
                 rows.append(_row(norm, act, **(better if norm.startswith('BatchNorm') and act == 'CReLU' else worse)))
-    return dict(rows=rows)
+    return dict(rows=rows, target_top1=95.0, eval_images=360, verdict_split='validation')
 
 
 def test_compare_marks_clear_overlapping_tied_and_never():
@@ -100,7 +138,7 @@ def test_claims_of_the_paper_depth_use_the_rows_it_trains():
     metrics = dict(train_loss=[0.1, 0.2, 0.3], epochs_to_target=[3, 4, 5], val_error=[1.0, 1.1, 1.2])
     rows = [_row(norm, act, **metrics) for norm, act in (('Plain', 'ReLU'), ('BatchNorm', 'ReLU'), ('Plain', 'CReLU'),
                                                           ('BatchNorm', 'CReLU'))]
-    verdicts = {c['claim']: c for c in claim_verdicts(dict(rows=rows))}
+    verdicts = {c['claim']: c for c in claim_verdicts(dict(rows=rows, target_top1=95.0, eval_images=360))}
     assert sorted(verdicts) == ['BatchNorm is best (CReLU)', 'BatchNorm is best (ReLU)',
                                 'CReLU helps with normalization', 'CReLU helps without normalization']
     assert [(c['worse'], c['better']) for c in verdicts['CReLU helps without normalization']['comparisons']] == [
@@ -130,7 +168,7 @@ def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
     for d in dirs:
         assert (runs / 'crelu_resnet56_relu_plain' / d / 'console.log').read_text().count('$ ') == 1
 
-    seed = collect_study(runs)['rows'][0]['seeds'][0]
+    seed = collect_study(runs, DIGITS56)['rows'][0]['seeds'][0]
     assert seed['lrs_diverged'] == [BASE_LR, BASE_LR / 2] and seed['lr'] is None
 
 
@@ -192,3 +230,48 @@ def test_publish_of_a_best_seed_with_no_weights_anywhere_is_a_one_line_error(tmp
     assert len(lines) == 1 and lines[0].startswith('error: crelu_resnet56: neither'), proc.stderr
     assert f'seed {other.parent.name[4]}' in lines[0] and 'rerun that seed' in lines[0]
     assert {p.name: p.stat().st_mtime_ns for p in published.iterdir()} == before
+
+
+def test_selection_uses_validation_and_verdicts_use_test():
+    """Fashion-MNIST: a row's best seed is the lowest *validation* error even when another seed has the lower test
+    error, and the claims compare the rows' test errors."""
+    study = STUDIES['fashion_mnist20']
+    row = next(r for r in study.rows if (r.norm, r.act) == ('BatchNorm', 'CReLU'))
+
+    def seed(s: int, val: float, test: float) -> SeedResult:
+        return SeedResult(s, lr=study.base_lr, val_error=val, test_error=test, train_loss=0.2, epochs_to_target=3)
+
+    summary = _row_summary(row, [seed(0, 8.0, 7.0), seed(1, 7.5, 9.0), seed(2, 9.0, 8.0)], study)
+    assert summary['best_seed']['seed'] == 1  # lowest validation error; seed 0 has the lowest test error
+    assert summary['test_error']['median'] == 8.0 and summary['val_error']['median'] == 8.0
+
+    results = collect_study(Path('no-runs'), study)  # every row unfinished: the shape of a real aggregate
+    assert not results['complete'] and results['verdict_split'] == 'test'
+    by_key = {(r['norm'], r['act']): r for r in results['rows']}
+    for key, test, val in ((('BatchNorm', 'ReLU'), [9.0, 9.1, 9.2], [5.0] * 3),
+                           (('BatchNorm', 'CReLU'), [8.0, 8.1, 8.2], [6.0] * 3)):
+        by_key[key].update(test_error=_spread(test), val_error=_spread(val), train_loss=_spread([0.2] * 3),
+                           epochs_to_target=_spread([3] * 3))
+    claim = next(c for c in claim_verdicts(dict(results, rows=list(by_key.values())))
+                 if c['claim'] == 'CReLU helps with normalization')
+    comparison = next(c for c in claim['comparisons'] if c['better'] == by_key['BatchNorm', 'CReLU']['model'])
+    # CReLU is better on test (no overlap) and worse on validation: the verdict follows test
+    assert comparison['marks'] == {'train_loss': '=', 'epochs_to_target': '=', 'test_error': 'B'}
+
+
+def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path):
+    """A real train.py run that cannot learn (lr 1e-12 after the study's own --lr; train.py reads 0 as "derive
+    from --lr-base", as timm's does) is stopped by the study once its summary shows the training loss at chance
+    after the ResNet-20 digits study's 8 epochs (of 400 asked), and recorded as diverged with the reason."""
+    runs = tmp_path / 'runs'
+    model = 'crelu_resnet20_relu'
+    args = ['run', '--depth', '20', '--runs', str(runs), '--models', model, '--seeds', '0', '--workers', '1',
+            '--max-halvings', '0', '--', '--epochs', '400', '--train-num-samples', '32', '--val-num-samples', '32',
+            '--lr', '1e-12']
+    proc = run_script(STUDY, args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = runs / model / f'seed0-lr{BASE_LR:g}'
+    outcome = json.loads((run / 'study.json').read_text())
+    assert outcome['status'] == 'diverged' and 'still at chance level' in outcome['reason'], outcome
+    assert 8 <= outcome['epochs'] < 400 and outcome['exit_status'] < 0  # stopped by a signal, well before the end
+    assert not (run / 'test.json').exists()  # the digits have no test split (and this run did not train)

@@ -117,7 +117,7 @@ def study_rows(depth: int = 56) -> Tuple[StudyRow, ...]:
     """Table 2's rows at a CIFAR depth, then the extensions: NormProp3 (from Table 4) and the NF-ResNet (Brock et al.).
 
     Args:
-        depth: CIFAR-layout depth with registered row names (56 or 110).
+        depth: CIFAR-layout depth with registered row names (20, 56 or 110).
     """
     rows = tuple(StudyRow(p.model.replace('resnet110', f'resnet{depth}'), p.norm, p.act, p) for p in TABLE2)
     return rows + (

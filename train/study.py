@@ -1,28 +1,36 @@
 #!/usr/bin/env python3
-"""The small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017), Table 2, on the embedded digits.
+"""The small-scale reproductions of Shang, Chiu & Sohn (AAAI 2017), Table 2: the embedded digits and Fashion-MNIST.
 
-Trains every row of `timm_nf.paper.study_rows(depth)` (Table 2's ten rows plus the NormProp3 and NF-ResNet
-extensions) for several seeds with `train/train.py` and one recipe (`train/recipes/study_digits.yaml`). The only
-per-run change is the paper's rule for unstable models: a run that diverges at the base lr (0.025 at batch 32, the
-paper's 0.1 at batch 128 by linear scaling) is rerun at half the lr, and again, until it trains (both runs are kept
-and reported). A run diverges when its loss turns NaN / infinite (train.py exits with status 3) or its final
-training loss is at chance level (within 5% of ln 10).
+A study is a definition (`train.reproduction.study.STUDIES`): dataset, recipe, depth, rows, seeds, base lr and what
+"trained" means. `--study digits` trains at ResNet-56 (Table 2's ten rows plus the NormProp3 and NF-ResNet
+extensions), at the paper's ResNet-110 (`--depth 110`: the four rows of its Table 1 and Fig. 2, plain and BatchNorm,
+ReLU and CReLU) and at ResNet-20 (`--depth 20`); `--study fashion_mnist` trains the Table 2 rows and the NF pair at
+ResNet-20 from Debian's dataset-fashion-mnist files. Every row of a study trains with one recipe; the only per-run
+change is the paper's rule for unstable models: a run that diverges at the base lr is rerun at half the lr, and
+again, until it trains (every run is kept and reported). A run diverges when its loss turns NaN / infinite
+(train.py exits with status 3), its final training loss is at chance level (within 5% of ln 10), or (ResNet-20
+studies) its training loss is still at chance level after a quarter of the schedule (the run is stopped there).
 
-Run directories: `<runs>/<model>/seed<S>-lr<LR>/` (train.py's outputs plus `study.json`, the run's outcome, and
-`console.log`). Every command can be stopped and re-run: finished runs are skipped, an interrupted one continues
-from its last checkpoint (`--resume auto`).
+Selection uses the validation split only: a row's best seed is the lowest final validation error. Fashion-MNIST's
+verdicts and published numbers come from the official test split (the final weights, measured once per run into
+`test.json`); the digits have no test split.
 
-At the paper's own depth (`run --depth 110`) the study trains the four rows of its Table 1 and Fig. 2: plain and
-BatchNorm, with ReLU and with CReLU (`timm_nf.paper.deep_study_rows`).
+Run directories: `<runs>/<model>/seed<S>-lr<LR>/` (train.py's outputs plus `study.json`, the run's outcome,
+`test.json` and `console.log`). Every command can be stopped and re-run: finished runs are skipped, an interrupted
+one continues from its last checkpoint (`--resume auto`). The grid runs seed by seed, so a stop leaves whole seeds.
 
 Commands:
-    # train the grid (2 workers, one core each), then aggregate and write docs/REPRODUCTION.md's tables
-    python train/study.py run --runs output/study
-    python train/study.py run --runs output/study --depth 110
-    python train/study.py report --runs output/study
+    # train a grid (2 workers, one core each), then aggregate and write docs/REPRODUCTION.md's tables
+    python train/study.py run                              # digits, ResNet-56
+    python train/study.py run --depth 110                  # digits, ResNet-110
+    python train/study.py run --depth 20                   # digits, ResNet-20
+    python train/study.py run --study fashion_mnist        # Fashion-MNIST, ResNet-20
+    python train/study.py report [--study fashion_mnist]
+    # per-row cost of a study's recipe, measured before its grid
+    python train/study.py cost --study fashion_mnist
     # trained-model statistics (SPP, Delta, Table 1) of each row's best seed, and publishing of the best seeds
-    python train/study.py analyze --runs output/study
-    python train/study.py publish --runs output/study
+    python train/study.py analyze [--study fashion_mnist]
+    python train/study.py publish [--study fashion_mnist]
 """
 import argparse
 import json
@@ -34,89 +42,143 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timm_nf.paper import StudyRow, deep_study_rows, study_rows  # noqa: E402
+from timm_nf.paper import StudyRow  # noqa: E402
 from timm_nf.pretrained import find_published  # noqa: E402
 from train.reproduction.study import (  # noqa: E402
-    BASE_LR, MAX_HALVINGS, SEEDS, all_rows, claims_table, classify_run, collect_all, delta_lines, lr_name,
-    read_outcome, read_summary, replace_blocks, results_table, run_dir, table1_lines,
+    GROUPS, MAX_HALVINGS, StudyDefinition, StudyGroup, all_rows, at_chance_early, claims_table, classify_run,
+    collect_all, delta_lines, lr_name, read_outcome, read_summary, read_test_top1, replace_blocks, results_table,
+    run_dir, table1_lines,
 )
 from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
-RECIPE = REPO / 'train' / 'recipes' / 'study_digits.yaml'
-DATA = REPO / 'docs' / 'reproduction'  # committed copy of the runs' small files, the aggregate and the figures
 DOC = REPO / 'docs' / 'REPRODUCTION.md'
-TAG = 'digits'
+POLL_SECONDS = 5.0  # how often a running train.py's summary.csv is read for the early stop at chance
 
 
-def train_command(model: str, seed: int, lr: float, runs: Path, extra: Sequence[str] = ()) -> List[str]:
+def train_command(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path,
+                  extra: Sequence[str] = ()) -> List[str]:
     return [
-        sys.executable, str(REPO / 'train' / 'train.py'), '--config', str(RECIPE), '--model', model,
+        sys.executable, str(REPO / 'train' / 'train.py'), '--config', str(REPO / study.recipe), '--model', model,
         '--seed', str(seed), '--lr', lr_name(lr), '--output', str(runs / model),
         '--experiment', f'seed{seed}-lr{lr_name(lr)}', '--resume', 'auto', *extra,
     ]
 
 
-def run_one(model: str, seed: int, lr: float, runs: Path, core: Optional[int], threads: int,
+def _train(cmd: List[str], out: Path, env: Dict[str, str], pin, chance_stop_epochs: Optional[int]) -> int:
+    """Run train.py to its end, or stop it (SIGTERM) once its summary shows the study's early stop at chance."""
+    with open(out / 'console.log', 'a') as log:
+        log.write('$ ' + ' '.join(cmd) + '\n')
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pin, cwd=REPO)
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=POLL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    pass
+                if at_chance_early(read_summary(out), chance_stop_epochs) is not None:
+                    proc.terminate()
+                    return proc.wait()
+        except BaseException:
+            proc.terminate()  # an interrupted study leaves no orphan: the run continues from its checkpoint later
+            proc.wait()
+            raise
+
+
+def measure_test(study: StudyDefinition, out: Path, threads: int) -> None:
+    """validate.py on the test split of the run's final weights, into `test.json` (once; skipped for a dataset
+    without a test split). The final weights, not `model_best`: nothing is chosen on test, and `model_best` is
+    chosen on validation, which the test number must not depend on."""
+    if study.verdict_split != 'test' or read_test_top1(out) is not None:
+        return
+    tmp = out / '.test.json.tmp'
+    cmd = validate_command(tmp, '--checkpoint', str(out / 'last.pth.tar'), dataset=study.dataset, split='test')
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{out}: validate.py on the test split failed: {proc.stderr.strip()[-500:]}')
+    os.replace(tmp, out / 'test.json')
+
+
+def run_one(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path, core: Optional[int], threads: int,
             extra: Sequence[str] = ()) -> Dict:
     """Train one (model, seed, lr) run to its end, or continue it; returns and records its outcome."""
     out = run_dir(runs, model, seed, lr)
     done = read_outcome(out)
-    if done is not None:
+    if done is None:
+        out.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None and hasattr(os, 'sched_setaffinity') \
+            else None
+        start = time.time()
+        status = _train(train_command(study, model, seed, lr, runs, extra), out, env, pin, study.chance_stop_epochs)
+        summary = read_summary(out)
+        try:
+            # Anything but a result (bad input, a crash) writes no study.json, so that a re-run retries the run.
+            result, reason = classify_run(status, summary, study.chance_stop_epochs)
+        except ValueError as e:
+            raise RuntimeError(f'{model} seed {seed} lr {lr}: {e}; see {out}/console.log') from e
+        done = {'model': model, 'seed': seed, 'lr': lr, 'exit_status': status, 'epochs': len(summary),
+                'seconds_last_session': round(time.time() - start, 1), 'status': result, 'reason': reason}
+        atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
+    else:
         # Re-derived from the run's files, so that every outcome follows the current rule.
-        status, reason = classify_run(done['exit_status'], read_summary(out))
+        status, reason = classify_run(done['exit_status'], read_summary(out), study.chance_stop_epochs)
         if (status, reason) != (done['status'], done['reason']):
             done.update(status=status, reason=reason)
             atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
-        return done
-    out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None and hasattr(os, 'sched_setaffinity') else None
-    cmd = train_command(model, seed, lr, runs, extra)
-    start = time.time()
-    with open(out / 'console.log', 'a') as log:
-        log.write('$ ' + ' '.join(cmd) + '\n')
-        log.flush()
-        status = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pin, cwd=REPO)
-    summary = read_summary(out)
-    try:
-        # Anything but a result (bad input, a crash) writes no study.json, so that a re-run retries the run.
-        result, reason = classify_run(status, summary)
-    except ValueError as e:
-        raise RuntimeError(f'{model} seed {seed} lr {lr}: {e}; see {out}/console.log') from e
-    outcome = {'model': model, 'seed': seed, 'lr': lr, 'exit_status': status, 'epochs': len(summary),
-               'seconds_last_session': round(time.time() - start, 1), 'status': result, 'reason': reason}
-    atomic_write_text(str(out / 'study.json'), json.dumps(outcome, indent=2) + '\n')
-    return outcome
+    if done['status'] == 'trained':
+        measure_test(study, out, threads)
+    return done
 
 
-def run_row_seed(row: StudyRow, seed: int, runs: Path, core: Optional[int], threads: int,
+def run_row_seed(study: StudyDefinition, row: StudyRow, seed: int, runs: Path, core: Optional[int], threads: int,
                  extra: Sequence[str] = (), max_halvings: int = MAX_HALVINGS) -> List[Dict]:
     """One seed of a row under the lr-halving rule: the base lr, then half of it after each divergence."""
     outcomes = []
     for k in range(max_halvings + 1):
-        outcome = run_one(row.model, seed, BASE_LR / 2 ** k, runs, core, threads, extra)
+        outcome = run_one(study, row.model, seed, study.base_lr / 2 ** k, runs, core, threads, extra)
         outcomes.append(outcome)
         if outcome['status'] == 'trained':
             break
     return outcomes
 
 
-def cost_hint(model: str) -> float:
+def recipe_img_size(study: StudyDefinition) -> int:
+    import yaml
+    return int(yaml.safe_load((REPO / study.recipe).read_text())['img_size'])
+
+
+def cost_hint(study: StudyDefinition, model: str) -> float:
     """Multiply-accumulates per image, so that the longest runs start first and the workers finish together."""
     from timm_nf.profile import model_stats
-    return model_stats(model, img_size=_recipe_img_size()).gmacs
+    return model_stats(model, img_size=recipe_img_size(study)).gmacs
+
+
+def selected_study(args) -> Tuple[StudyGroup, StudyDefinition]:
+    group = GROUPS[args.study]
+    try:
+        return group, group.study(args.depth)
+    except KeyError:
+        depths = ', '.join(str(s.depth) for _, s in group.parts)
+        raise SystemExit(f'error: the {args.study} study has no --depth {args.depth}; use one of {depths}') from None
 
 
 def cmd_run(args) -> int:
-    grid = deep_study_rows() if args.depth == 110 else study_rows(args.depth)  # the paper's depth: four rows
-    rows = [r for r in grid if not args.models or r.model in args.models]
-    cost = {r.model: cost_hint(r.model) for r in rows}
-    jobs = sorted(((r, s) for r in rows for s in args.seeds), key=lambda j: -cost[j[0].model])
+    _, study = selected_study(args)
+    rows = [r for r in study.rows if not args.models or r.model in args.models]
+    if args.models and len(rows) != len(set(args.models)):
+        unknown = sorted(set(args.models) - {r.model for r in rows})
+        raise SystemExit(f"error: {', '.join(unknown)} not rows of the {study.name} study; its rows: "
+                         + ', '.join(r.model for r in study.rows))
+    cost = {r.model: cost_hint(study, r.model) for r in rows}
+    jobs = sorted(((r, s) for r in rows for s in (args.seeds or study.seeds_of(r))),
+                  key=lambda j: (j[1], -cost[j[0].model]))  # seed by seed: a stop leaves whole seeds
     todo: 'queue.Queue' = queue.Queue()
     for job in jobs:
         todo.put(job)
@@ -130,7 +192,8 @@ def cmd_run(args) -> int:
             except queue.Empty:
                 return
             try:
-                for o in run_row_seed(row, seed, args.runs, core, args.threads, args.train_args, args.max_halvings):
+                for o in run_row_seed(study, row, seed, args.runs, core, args.threads, args.train_args,
+                                      args.max_halvings):
                     with lock:
                         print(f"{o['model']} seed {o['seed']} lr {o['lr']:g}: {o['status']} "
                               f"({o['epochs']} epochs) {o['reason']}", flush=True)
@@ -150,7 +213,69 @@ def cmd_run(args) -> int:
     return 1 if errors else 0
 
 
-SMALL_FILES = ('summary.csv', 'study.json', 'args.yaml')
+def cmd_cost(args) -> int:
+    """Seconds per epoch and per run of each row of a study's recipe, and the grid's core-hours (before reruns),
+    measured with timm_nf.benchmark: every row interleaved round by round, one thread, the recipe's batch and
+    image size, into `<data>/cost.json` and `<data>/cost.md`."""
+    import math
+    import platform
+    import yaml
+    import torch
+    from timm_nf.benchmark import bench_variants
+
+    group, study = selected_study(args)
+    data = args.data or group.data
+    recipe = yaml.safe_load((REPO / study.recipe).read_text())
+    from timm_nf.data import create_dataset
+    sizes = {split: len(create_dataset(study.dataset, split=split, num_samples=recipe.get(f'{key}_num_samples')))
+             for split, key in (('train', 'train'), ('validation', 'val'))}
+    sizes['test'] = len(create_dataset(study.dataset, split='test')) if study.verdict_split == 'test' else 0
+    batch, img, epochs = int(recipe['batch_size']), int(recipe['img_size']), int(recipe['epochs'])
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    specs = [r.model for r in study.rows]
+    kw = dict(batch_size=batch, img_size=img, num_warm_iter=1, num_bench_iter=args.steps, rounds=args.rounds,
+              progress=lambda msg: print(msg, flush=True))
+    train = {r.model: r for r in bench_variants(specs, bench='train', **kw)}
+    infer = {r.model: r for r in bench_variants(specs, bench='infer', **kw)}
+    load_after = os.getloadavg()
+    rows, total = [], 0.0
+    for r in study.rows:
+        steps = {split: math.ceil(n / batch) for split, n in sizes.items()}
+        epoch_s = steps['train'] * train[r.model].step_ms / 1e3 + steps['validation'] * infer[r.model].step_ms / 1e3
+        run_s = epochs * epoch_s + steps['test'] * infer[r.model].step_ms / 1e3
+        seeds = len(study.seeds_of(r))
+        total += seeds * run_s
+        rows.append(dict(model=r.model, label=r.label, train_step_s=round(train[r.model].step_ms / 1e3, 3),
+                         eval_step_s=round(infer[r.model].step_ms / 1e3, 3), epoch_min=round(epoch_s / 60, 2),
+                         run_min=round(run_s / 60, 1), seeds=seeds, core_hours=round(seeds * run_s / 3600, 2)))
+    record = dict(study=study.name, recipe=study.recipe, batch_size=batch, img_size=img, epochs=epochs, images=sizes,
+                  threads=args.threads, torch=torch.__version__, machine=platform.machine(),
+                  load_average_before=[round(x, 2) for x in load_before],
+                  load_average_after=[round(x, 2) for x in load_after],
+                  grid_core_hours_before_reruns=round(total / 3600, 2), rows=rows)
+    lines = [f'# Cost of the {study.name} study, per row (measured before its grid)', '',
+             f'`python train/study.py cost --study {args.study} --depth {study.depth}`: `{study.recipe}` at batch '
+             f'{batch}, {img} px, {args.threads} thread(s), torch {torch.__version__}; timm_nf.benchmark, every row '
+             f'interleaved, median of {args.rounds} rounds of {args.steps} steps (plain SGD step; data loading not '
+             f"included). Images per epoch: {sizes['train']} train + {sizes['validation']} validation; "
+             f"{sizes['test']} test images once per run. Load average (1 min) {load_before[0]:.2f} before, "
+             f'{load_after[0]:.2f} after: on a machine shared with other work the steps are slower than alone.', '',
+             '| row | model | train step s | eval step s | min / epoch | min / run | seeds | core-hours |',
+             '|---|---|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append(f"| {r['label']} | `{r['model']}` | {r['train_step_s']:.3f} | {r['eval_step_s']:.3f} | "
+                     f"{r['epoch_min']:.2f} | {r['run_min']:.1f} | {r['seeds']} | {r['core_hours']:.2f} |")
+    lines += ['', f'Grid: {total / 3600:.1f} core-hours before reruns (a diverged run is rerun at half the lr; a run '
+              'still at chance after a quarter of the schedule stops there).']
+    data.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(data / 'cost.json'), json.dumps(record, indent=1) + '\n')
+    atomic_write_text(str(data / 'cost.md'), '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+    return 0
+
+
+SMALL_FILES = ('summary.csv', 'study.json', 'args.yaml', 'test.json')
 
 
 def _read_csv(path: Path) -> List[Dict[str, str]]:
@@ -159,20 +284,16 @@ def _read_csv(path: Path) -> List[Dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _recipe_img_size() -> int:
-    import yaml
-    return int(yaml.safe_load(RECIPE.read_text())['img_size'])
-
-
 def best_checkpoint(runs: Path, row: Dict) -> Path:
     """Final weights of a row's best seed (`collect_study` row with a `best_seed`)."""
     return run_dir(runs, row['model'], row['best_seed']['seed'], row['best_seed']['lr']) / 'last.pth.tar'
 
 
-def published_run(row: Dict) -> Optional[Path]:
-    """The committed weights of a row's best seed, when its published folder holds exactly that run."""
+def published_run(row: Dict, tag: str) -> Optional[Path]:
+    """The committed weights of a row's best seed, when its published folder `<model>.<tag>` holds exactly that
+    run."""
     import yaml
-    folder = REPO / 'hub' / 'published' / f"{row['model']}.{TAG}"
+    folder = REPO / 'hub' / 'published' / f"{row['model']}.{tag}"
     try:
         hparams = yaml.safe_load((folder / 'train_hparams.yaml').read_text())
     except FileNotFoundError:
@@ -182,22 +303,23 @@ def published_run(row: Dict) -> Optional[Path]:
     return weights if same and weights.is_file() else None
 
 
-def best_weights(runs: Path, row: Dict) -> Path:
+def best_weights(runs: Path, row: Dict, tag: str) -> Path:
     """A row's best-seed weights: the run's checkpoint, or (runs of an earlier session) the published copy of it."""
     ckpt = best_checkpoint(runs, row)
     if ckpt.is_file():
         return ckpt
-    published = published_run(row)
+    published = published_run(row, tag)
     if published is None:
         raise SystemExit(f"error: {row['model']}: neither {ckpt} nor a published copy of seed "
                          f"{row['best_seed']['seed']} exists; rerun that seed (delete its study.json and run again)")
     return published
 
 
-def validate_command(results_file: Path, *model_args: str, dataset: str = 'digits') -> List[str]:
-    """train/validate.py on the validation split of `dataset`, writing its JSON results to `results_file`."""
-    return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', dataset, '-j', '0',
-            '--results-file', str(results_file), '--results-format', 'json']
+def validate_command(results_file: Path, *model_args: str, dataset: str = 'digits',
+                     split: str = 'validation') -> List[str]:
+    """train/validate.py on `split` of `dataset`, writing its JSON results to `results_file`."""
+    return [sys.executable, str(REPO / 'train' / 'validate.py'), *model_args, '--dataset', dataset, '--split', split,
+            '-j', '0', '--results-file', str(results_file), '--results-format', 'json']
 
 
 def copy_small_files(runs: Path, data_runs: Path) -> int:
@@ -228,7 +350,7 @@ def plot_curves(results: Dict, path: Path) -> None:
             if not seeds:
                 continue
             label = r['label'] + (' (ext.)' if r['extension'] else '') + \
-                (f" lr {', '.join(lr_name(x) for x in r['lrs'])}" if r['lrs'] != [BASE_LR] else '')
+                (f" lr {', '.join(lr_name(x) for x in r['lrs'])}" if r['lrs'] != [results['base_lr']] else '')
             style = '--' if r['extension'] else '-'
             for row, key in enumerate(('train_loss_curve', 'val_top1_curve')):
                 curves = [s[key] for s in seeds]
@@ -250,28 +372,41 @@ def plot_curves(results: Dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def render_blocks(results: Dict, data: Path) -> Dict[str, List[str]]:
+def _part_results(results: Dict, group: StudyGroup) -> List[Tuple[str, StudyDefinition, Dict]]:
+    """(suffix of its tables and figure, study, results) of each part of a `collect_all` output: '' for the first
+    part, its depth for the others ('110', '20')."""
+    return [('' if not key else str(study.depth), study, results[key] if key else results)
+            for key, study in group.parts]
+
+
+def render_blocks(results: Dict, group: StudyGroup) -> Dict[str, List[str]]:
     """The generated parts of docs/REPRODUCTION.md, by marker name."""
-    link = f'{data.name}/runs/'
-    blocks = {'results': results_table(results, link=link), 'claims': claims_table(results),
-              'results110': results_table(results['deep'], link=link), 'claims110': claims_table(results['deep'])}
-    if (data / 'analysis' / 'activations.csv').exists():
-        blocks['table1'] = table1_lines(_read_csv(data / 'analysis' / 'activations.csv'), results)
-    if (data / 'analysis' / 'delta.csv').exists():
-        blocks['delta'] = delta_lines(_read_csv(data / 'analysis' / 'delta.csv'), results)
+    link = f"{group.data.relative_to(DOC.parent) if group.data.is_relative_to(DOC.parent) else group.data}/runs/"
+    blocks = {}
+    for suffix, _, part in _part_results(results, group):
+        blocks[f'results{suffix}'] = results_table(part, link=link)
+        blocks[f'claims{suffix}'] = claims_table(part)
+    if (group.data / 'analysis' / 'activations.csv').exists():
+        blocks['table1'] = table1_lines(_read_csv(group.data / 'analysis' / 'activations.csv'), results)
+    if (group.data / 'analysis' / 'delta.csv').exists():
+        blocks['delta'] = delta_lines(_read_csv(group.data / 'analysis' / 'delta.csv'), results)
     return blocks
 
 
 def cmd_report(args) -> int:
-    data_runs = args.data / 'runs'
-    if not args.check and args.runs.resolve() != data_runs.resolve():
-        print(f'copied {copy_small_files(args.runs, data_runs)} runs into {data_runs}')
-    results = collect_all(data_runs)
-    blocks = render_blocks(results, args.data)
-    results_file = args.data / 'results.json'
+    group = GROUPS[args.study]
+    data = args.data or group.data
+    data_runs = data / 'runs'
+    runs = args.runs or data_runs
+    if not args.check and runs.resolve() != data_runs.resolve():
+        print(f'copied {copy_small_files(runs, data_runs)} runs into {data_runs}')
+    group = StudyGroup(data, group.doc_prefix, group.parts)
+    results = collect_all(data_runs, group)
+    blocks = render_blocks(results, group)
+    results_file = data / 'results.json'
     doc_text = args.doc.read_text()
     try:
-        new_doc = replace_blocks(doc_text, blocks, args.doc)
+        new_doc = replace_blocks(doc_text, blocks, args.doc, prefix=group.doc_prefix)
     except ValueError as e:
         raise SystemExit(f'error: {e}') from None
     if args.check:
@@ -281,75 +416,85 @@ def cmd_report(args) -> int:
         if new_doc != doc_text:
             stale.append(str(args.doc))
         if stale:
-            print(f"error: {' and '.join(stale)} out of date with {data_runs}; run python train/study.py report",
-                  file=sys.stderr)
+            print(f"error: {' and '.join(stale)} out of date with {data_runs}; run python train/study.py report "
+                  f"--study {args.study}", file=sys.stderr)
             return 1
         print(f'{results_file} and {args.doc} match {data_runs}')
         return 0
     atomic_write_text(str(results_file), json.dumps(results, indent=1) + '\n')
     atomic_write_text(str(args.doc), new_doc)
-    plot_curves(results, args.data / 'curves.png')
-    plot_curves(results['deep'], args.data / 'curves110.png')
+    for suffix, _, part in _part_results(results, group):
+        plot_curves(part, data / f'curves{suffix}.png')
     print('\n'.join(blocks['results']))
-    print(f"\nwrote {results_file}, the curves in {args.data} and the tables of {args.doc}"
-          + ('' if results['complete'] else ' (the study is not complete)'))
+    complete = all(part['complete'] for _, _, part in _part_results(results, group))
+    print(f"\nwrote {results_file}, the curves in {data} and the tables of {args.doc}"
+          + ('' if complete else ' (the study is not complete)'))
     return 0
 
 
 def cmd_analyze(args) -> int:
-    """SPP, Delta and Table 1 statistics of each row's best seed, on digits validation images, in eval mode."""
+    """SPP, Delta and Table 1 statistics of each row's best seed, on 360 validation images, in eval mode."""
     from timm_nf.analysis import (
         classifier_activations, create_analysis_model, dataset_batches, residual_differences, save_analysis,
         signal_propagation, trace_model,
     )
     # The committed record (after `report`) knows every row, also those trained in an earlier session whose
     # checkpoints are not in --runs; their weights come from the published copy.
-    results = collect_all(args.data / 'runs')
-    img = _recipe_img_size()
+    group, data = GROUPS[args.study], args.data or GROUPS[args.study].data
+    study = group.parts[0][1]
+    results = collect_all(data / 'runs', group)
+    img = recipe_img_size(study)
     rows: Dict[str, List[Dict]] = {'spp': [], 'delta': [], 'activations': []}
     for r in all_rows(results):
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, skipped")
             continue
-        model = create_analysis_model(r['model'], checkpoint=str(best_weights(args.runs, r)))
-        # All 360 validation images; BatchNorm with its running statistics (the trained model as it is used).
-        batches = dataset_batches(model, 'digits', None, 'validation', (3, img, img), batch_size=90, num_batches=4)
+        model = create_analysis_model(r['model'], checkpoint=str(best_weights(args.runs, r, study.tag)))
+        # 360 validation images (all of the digits'); BatchNorm with its running statistics (the trained model as
+        # it is used).
+        batches = dataset_batches(model, study.dataset, None, 'validation', (3, img, img), batch_size=90,
+                                  num_batches=4)
         trace = trace_model(model, batches, batch_stats=False)
-        common = dict(model=r['model'], input='digits', unit_gains=False)
+        common = dict(model=r['model'], input=study.dataset, unit_gains=False)
         for kind, measure in (('spp', signal_propagation), ('delta', residual_differences),
                               ('activations', classifier_activations)):
             rows[kind] += [dict(common, **x) for x in measure(trace)]
         print(f"{r['model']}: seed {r['best_seed']['seed']}, {len(trace.blocks)} blocks traced")
-    out = args.data / 'analysis'
+    out = data / 'analysis'
     for kind, kind_rows in rows.items():
-        paths = save_analysis(kind, kind_rows, str(out), title=f'{kind}: trained rows (best seed), digits')
+        paths = save_analysis(kind, kind_rows, str(out), title=f'{kind}: trained rows (best seed), {study.dataset}')
         print('wrote ' + ', '.join(paths))
     return 0
 
 
 def cmd_publish(args) -> int:
-    """Validate each row's best seed and publish it as `<model>.digits` with hub/publish.py (--verify)."""
-    results = collect_all(args.data / 'runs')  # the committed record, as in cmd_analyze
-    img = _recipe_img_size()
+    """Validate each row's best seed and publish it as `<model>.<tag>` with hub/publish.py (--verify), measured on
+    the split the study reports (the test split where the dataset has one)."""
+    group, data = GROUPS[args.study], args.data or GROUPS[args.study].data
+    study = group.parts[0][1]
+    tag = study.tag
+    results = collect_all(data / 'runs', group)  # the committed record, as in cmd_analyze
+    img = recipe_img_size(study)
     for r in all_rows(results):
         if args.models and r['model'] not in args.models:
             continue
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, not published")
             continue
-        if find_published(r['model'], TAG) is None:  # the card's study text comes from the registry entry
-            raise SystemExit(f"error: {r['model']}.{TAG} is not a registered tag, so its card would lack the study's "
+        if find_published(r['model'], tag) is None:  # the card's study text comes from the registry entry
+            raise SystemExit(f"error: {r['model']}.{tag} is not a registered tag, so its card would lack the study's "
                              'text; remove the row from UNTRAINED_STUDY_ROWS (timm_nf/pretrained.py), then publish')
-        ckpt = best_weights(args.runs, r)  # the run's checkpoint, or a one-line error when no copy of it exists
-        name = f"{r['model']}.{TAG}"
+        ckpt = best_weights(args.runs, r, tag)  # the run's checkpoint, or a one-line error when no copy of it exists
+        name = f"{r['model']}.{tag}"
         if ckpt != best_checkpoint(args.runs, r):
             print(f"{name}: seed {r['best_seed']['seed']} is published already (its run is from an earlier session)")
             continue
         res = REPO / 'hub' / 'results' / f'{name}.json'
         for cmd in (
-                validate_command(res, '--model', r['model'], '--checkpoint', str(ckpt), '--img-size', str(img)),
+                validate_command(res, '--model', r['model'], '--checkpoint', str(ckpt), '--img-size', str(img),
+                                 dataset=study.dataset, split=study.verdict_split),
                 [sys.executable, str(REPO / 'hub' / 'publish.py'), '--checkpoint', str(ckpt), '--model', r['model'],
-                 '--tag', TAG, '--results', str(res), '--out', str(REPO / 'hub' / 'published' / name), '--verify']):
+                 '--tag', tag, '--results', str(res), '--out', str(REPO / 'hub' / 'published' / name), '--verify']):
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(proc.stdout + proc.stderr, file=sys.stderr)
@@ -395,36 +540,53 @@ def cmd_revalidate(args) -> int:
     return 0 if worst < 0.1 else 1
 
 
+def default_runs(study: str) -> Path:
+    return REPO / 'output' / ('study' if study == 'digits' else f'study_{study}')
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
 
-    def add(name: str, func, help: str, runs_default: Path = REPO / 'output' / 'study') -> argparse.ArgumentParser:
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
-        p.add_argument('--runs', type=Path, default=runs_default, help=f'runs root (default: {runs_default})')
+        p.add_argument('--study', default='digits', choices=sorted(GROUPS), help='which study (default: digits)')
+        p.add_argument('--runs', type=Path, default=None,
+                       help=f"runs root (default: {default_runs('digits').relative_to(REPO)} for the digits, "
+                            f"{default_runs('fashion_mnist').relative_to(REPO)} for Fashion-MNIST)")
         p.set_defaults(func=func)
         return p
 
+    def add_data(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument('--data', type=Path, default=None, help=f'{what} (default: the study\'s folder, '
+                       + ', '.join(f'{g.data.relative_to(REPO)}' for g in GROUPS.values()) + ')')
+
     p = add('run', cmd_run, 'train the grid (resumable)')
-    p.add_argument('--depth', type=int, default=56, choices=(56, 110),
-                   help='56: every row; 110 (the paper\'s depth): plain and BatchNorm, ReLU and CReLU')
+    p.add_argument('--depth', type=int, default=None,
+                   help='digits: 56 (default, every row), 110 (the paper\'s depth: plain and BatchNorm, ReLU and '
+                        'CReLU) or 20 (the Table 2 rows and the NF pair); fashion_mnist: 20')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
-    p.add_argument('--seeds', type=int, nargs='+', default=list(SEEDS))
+    p.add_argument('--seeds', type=int, nargs='+', default=None,
+                   help="only these seeds (default: the study's, 5 for the Table 1 rows of the ResNet-20 studies)")
     p.add_argument('--workers', type=int, default=2, help='runs trained at once, each pinned to one core')
     p.add_argument('--threads', type=int, default=1, help='torch threads per run')
     p.add_argument('--max-halvings', type=int, default=MAX_HALVINGS, help='lr halvings before a seed is given up')
     p.add_argument('train_args', nargs=argparse.REMAINDER, help='after --: extra train.py flags (e.g. --epochs 2)')
+    p = add('cost', cmd_cost, 'measure each row\'s seconds per epoch and the grid\'s core-hours (before the grid)')
+    p.add_argument('--depth', type=int, default=None, help='as for run')
+    add_data(p, 'output folder of cost.json / cost.md')
+    p.add_argument('--threads', type=int, default=1, help='torch threads (default 1, as each run of the grid)')
+    p.add_argument('--steps', type=int, default=3, help='steps per round')
+    p.add_argument('--rounds', type=int, default=3, help='rounds (the median is used)')
     p = add('report', cmd_report, 'aggregate, copy the small files into docs, write tables and figures')
-    p.add_argument('--data', type=Path, default=DATA, help=f'committed study data (default: {DATA})')
+    add_data(p, 'committed study data')
     p.add_argument('--doc', type=Path, default=DOC, help=f'document with the generated tables (default: {DOC})')
     p.add_argument('--check', action='store_true', help='only check that --data and --doc match --data/runs')
     p = add('analyze', cmd_analyze, 'SPP / Delta / Table 1 statistics of each row\'s best seed')
-    p.add_argument('--data', type=Path, default=DATA, help=f'committed study data, run `report` first; output root '
-                   f'(default: {DATA})')
+    add_data(p, 'committed study data, run `report` first; output root')
     p = add('publish', cmd_publish, 'validate and publish each row\'s best seed into hub/published/')
-    p.add_argument('--data', type=Path, default=DATA,
-                   help=f'committed study data, run `report` first (default: {DATA})')
+    add_data(p, 'committed study data, run `report` first')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
     p = add('revalidate', cmd_revalidate, 'validate every published folder and compare with its card and results')
     p.add_argument('--tmp', default=os.environ.get('TMPDIR', '/tmp'), help='where the results files go')
@@ -433,9 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == 'report' and args.check and args.runs == REPO / 'output' / 'study':
-        args.runs = args.data / 'runs'
-
+    if args.runs is None:
+        check = args.command == 'report' and args.check  # the committed runs themselves
+        args.runs = (args.data or GROUPS[args.study].data) / 'runs' if check else default_runs(args.study)
+    if getattr(args, 'depth', 0) is None:
+        args.depth = GROUPS[args.study].parts[0][1].depth
     if getattr(args, 'train_args', None) and args.train_args[0] == '--':
         args.train_args = args.train_args[1:]
     return args.func(args)

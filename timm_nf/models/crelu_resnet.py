@@ -8,7 +8,7 @@ whose 2C features feed the classifier (Table 1's non-zero ratio of exactly 0.5; 
 BatchNorm take Torch7's default init (`weight_init`). Both are choices the paper leaves open, decided by measurement
 in docs/REPRODUCTION.md. The study's other rows are keyword arguments of the same factories (`act_layer='relu'`,
 `norm='none'`, `conv_bias=False`, `width_mult=2.0`), and the rows that get
-published weights at the study's depths (56, 110) also have names of their own, whose suffix says how they
+published weights at the study's depths (20, 56, 110) also have names of their own, whose suffix says how they
 depart from the default: `_relu` (ReLU instead of CReLU), `_plain` (no normalization), `_nobias` (convs without
 bias), `_x2` (double width).
 """
@@ -46,7 +46,7 @@ def _create(
 default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'crelu_resnet{d}': imagenet_pretrained_cfg() for d in (18, 34, 50, 101, 152)},
     **{f'crelu_resnet{d}': cifar_pretrained_cfg() for d in (20, 32, 44, 56, 110)},
-    **{f'crelu_resnet{d}{row}': cifar_pretrained_cfg() for d in (56, 110) for row in ROWS if row},
+    **{f'crelu_resnet{d}{row}': cifar_pretrained_cfg() for d in (20, 56, 110) for row in ROWS if row},
 }))
 
 
@@ -108,6 +108,42 @@ def crelu_resnet56(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
 def crelu_resnet110(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
     """CReLU ResNet-110 (CIFAR, 16-32-64), BatchNorm: Table 2 row "BatchNorm CReLU"."""
     return _create('crelu_resnet110', pretrained, 110, cifar=True, **kwargs)
+
+
+@register_model
+def crelu_resnet20_plain(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """Plain (no normalization) CReLU ResNet-20 with conv bias."""
+    return _create('crelu_resnet20_plain', pretrained, 20, cifar=True, row='_plain', **kwargs)
+
+
+@register_model
+def crelu_resnet20_plain_nobias(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """Plain (no normalization) CReLU ResNet-20 without conv bias."""
+    return _create('crelu_resnet20_plain_nobias', pretrained, 20, cifar=True, row='_plain_nobias', **kwargs)
+
+
+@register_model
+def crelu_resnet20_relu(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """BatchNorm ReLU ResNet-20 (the baseline)."""
+    return _create('crelu_resnet20_relu', pretrained, 20, cifar=True, row='_relu', **kwargs)
+
+
+@register_model
+def crelu_resnet20_relu_x2(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """BatchNorm ReLU ResNet-20 with double width (32-64-128)."""
+    return _create('crelu_resnet20_relu_x2', pretrained, 20, cifar=True, row='_relu_x2', **kwargs)
+
+
+@register_model
+def crelu_resnet20_relu_plain(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """Plain (no normalization) ReLU ResNet-20 with conv bias."""
+    return _create('crelu_resnet20_relu_plain', pretrained, 20, cifar=True, row='_relu_plain', **kwargs)
+
+
+@register_model
+def crelu_resnet20_relu_plain_nobias(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """Plain (no normalization) ReLU ResNet-20 without conv bias."""
+    return _create('crelu_resnet20_relu_plain_nobias', pretrained, 20, cifar=True, row='_relu_plain_nobias', **kwargs)
 
 
 @register_model

@@ -53,7 +53,7 @@ def _nf_cifar_cfg(**kwargs: Any) -> Dict[str, Any]:
 default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'nf_resnet{d}': _nf_imagenet_cfg() for d in (18, 34, 152, 200)},
     **{f'nf_resnet{d}': _nf_cifar_cfg() for d in (20, 32, 44, 56, 110)},
-    **{f'nf_resnet{d}_crelu': _nf_cifar_cfg() for d in (56, 110)},
+    **{f'nf_resnet{d}_crelu': _nf_cifar_cfg() for d in (20, 56, 110)},
 }))
 
 
@@ -109,6 +109,12 @@ def nf_resnet56(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
 def nf_resnet110(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
     """NF-ResNet-110 (CIFAR, 16-32-64), ReLU."""
     return _create('nf_resnet110', pretrained, 110, **kwargs)
+
+
+@register_model
+def nf_resnet20_crelu(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """NF-ResNet-20 (CIFAR) with CReLU inside the branches."""
+    return _create('nf_resnet20_crelu', pretrained, 20, **{'act_layer': 'crelu', **kwargs})
 
 
 @register_model

@@ -9,7 +9,7 @@ convs, not after the residual addition (`normprop_consts`, decided by measuremen
 CReLU networks end with a CReLU of the last sum (`last_act`). Defaults are the paper's best version per setting:
 NormProp2 for the CIFAR layout, NormProp3 (gamma fixed at 1/1.21) for ImageNet, with ReLU. `normprop_version` and
 `act_layer='crelu'` give the other rows of Tables 2 and 4; the rows that get published weights at the study's
-depths (56, 110) also have names of their own: `_v1` / `_v3` (version 1 / 3 instead of 2), `_crelu` (CReLU instead
+depths (20, 56, 110) also have names of their own: `_v1` / `_v3` (version 1 / 3 instead of 2), `_crelu` (CReLU instead
 of ReLU). Mixed precision: use bfloat16 for version 1 (`--amp-dtype bfloat16`); at depth 110 its activations reach
 about 1e4 at init, a sixth of float16's maximum (65504).
 """
@@ -46,7 +46,7 @@ def _create(
 default_cfgs = with_pretrained_tags(generate_default_cfgs({
     **{f'normprop_resnet{d}': imagenet_pretrained_cfg() for d in (18, 34, 50, 101)},
     **{f'normprop_resnet{d}': cifar_pretrained_cfg() for d in (20, 32, 44, 56, 110)},
-    **{f'normprop_resnet{d}{row}': cifar_pretrained_cfg() for d in (56, 110) for row in ROWS if row},
+    **{f'normprop_resnet{d}{row}': cifar_pretrained_cfg() for d in (20, 56, 110) for row in ROWS if row},
 }))
 
 
@@ -102,6 +102,30 @@ def normprop_resnet56(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
 def normprop_resnet110(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
     """NormProp2 ResNet-110 (CIFAR): Table 2 row "NormProp2 ReLU"."""
     return _create('normprop_resnet110', pretrained, 110, cifar=True, **kwargs)
+
+
+@register_model
+def normprop_resnet20_v1(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """Original NormProp ReLU ResNet-20 (with NormProp's constants)."""
+    return _create('normprop_resnet20_v1', pretrained, 20, cifar=True, row='_v1', **kwargs)
+
+
+@register_model
+def normprop_resnet20_v3(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """NormProp3 ReLU ResNet-20 (gamma fixed at 1/1.21)."""
+    return _create('normprop_resnet20_v3', pretrained, 20, cifar=True, row='_v3', **kwargs)
+
+
+@register_model
+def normprop_resnet20_crelu(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """NormProp2 CReLU ResNet-20."""
+    return _create('normprop_resnet20_crelu', pretrained, 20, cifar=True, row='_crelu', **kwargs)
+
+
+@register_model
+def normprop_resnet20_v3_crelu(pretrained: bool = False, **kwargs: Any) -> ResidualNet:
+    """NormProp3 CReLU ResNet-20."""
+    return _create('normprop_resnet20_v3_crelu', pretrained, 20, cifar=True, row='_v3_crelu', **kwargs)
 
 
 @register_model

@@ -1,16 +1,20 @@
-"""Results of the small-scale reproduction of Shang, Chiu & Sohn (AAAI 2017), Table 2 (`train/study.py`).
+"""Results of the small-scale reproductions of Shang, Chiu & Sohn (AAAI 2017), Table 2 (`train/study.py`).
 
-This module reads the study's run directories, aggregates each row over its seeds, checks the paper's qualitative
-claims against the measurements, and renders the tables `docs/REPRODUCTION.md` and `MODEL_CARDS.md` show. The
-committed aggregate is `docs/reproduction/results.json`; the per-run files it comes from are committed under
-`docs/reproduction/runs/` in the layout the study writes:
+A study is a `StudyDefinition`: the dataset, the recipe, the depth, the rows, the seeds, the base lr and what
+"trained" means. The digits at ResNet-56, ResNet-110 and ResNet-20 and Fashion-MNIST at ResNet-20 are the same code
+with four definitions (`STUDIES`). This module reads a study's run directories, aggregates each row over its seeds,
+checks the paper's qualitative claims against the measurements, and renders the tables `docs/REPRODUCTION.md` and
+`MODEL_CARDS.md` show. The committed aggregate of a study is `<data>/results.json`; the per-run files it comes from
+are committed under `<data>/runs/` in the layout the study writes:
 
     <runs>/<model>/seed<S>-lr<LR>/summary.csv   train.py's per-epoch log (train_loss, eval_top1, ...)
     <runs>/<model>/seed<S>-lr<LR>/study.json    the run's outcome: trained, or diverged (and why)
+    <runs>/<model>/seed<S>-lr<LR>/test.json     validate.py on the test split (studies whose dataset has one)
 
-Digits saturates near 99% and one validation image is 0.28%, so validation error alone cannot order the rows:
-the comparisons also use the final training loss, the epochs to reach 95% validation top-1 and divergence at the
-base lr.
+Selection (the best seed of a row) uses the validation split only. Verdicts use the test split where the dataset has
+one (Fashion-MNIST's official 10k); the digits have none, so their verdicts use validation, where one image is
+0.28% and validation error alone cannot order the rows: the comparisons also use the final training loss, the
+epochs to reach the target validation top-1 and divergence at the base lr.
 """
 import csv
 import json
@@ -20,26 +24,113 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from timm_nf.paper import TABLE1, StudyRow, deep_study_rows, study_rows
+from timm_nf.paper import DEEP_STUDY_ROWS, TABLE1, StudyRow, deep_study_rows, study_rows
 
 __all__ = [
-    'BASE_LR', 'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'SEEDS',
-    'TARGET_TOP1', 'SeedResult', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all', 'collect_study',
-    'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks', 'results_table', 'run_dir',
+    'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'STUDIES',
+    'SeedResult', 'StudyDefinition', 'StudyGroup', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all',
+    'collect_study', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks', 'results_table',
+    'run_dir',
 ]
 
-RESULTS_FILE = Path(__file__).resolve().parents[2] / 'docs' / 'reproduction' / 'results.json'
-SEEDS = (0, 1, 2)
-# The paper's initial lr 0.1 at batch 128, at the study's batch 32 by linear scaling (train/recipes/study_digits.yaml).
-BASE_LR = 0.025
-MAX_HALVINGS = 4  # 0.025 ... 0.0015625
-CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the 10 digits
+REPO = Path(__file__).resolve().parents[2]
+RESULTS_FILE = REPO / 'docs' / 'reproduction' / 'results.json'  # the digits study (ResNet-56, -110 and -20)
+MAX_HALVINGS = 4  # base lr / 16 at the most
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes (both datasets have 10)
 # A run that ends with its training loss within 5% of chance learned nothing: measured here, plain CReLU ResNet-56s
 # whose loss did not explode sat at 2.3025-2.3028 (uniform output) for all 30 epochs.
 CHANCE_LEVEL = 0.95 * CHANCE_LOSS
 EXIT_NONFINITE_LOSS = 3  # train/train.py's exit status for a NaN / infinite loss
-TARGET_TOP1 = 95.0
-VAL_IMAGES = 360  # digits validation split: one image is 100 / 360 = 0.28% of error
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """One grid of the reproduction: everything that differs between the digits and Fashion-MNIST studies.
+
+    Args:
+        name: Key in `STUDIES` (`<dataset><depth>`).
+        dataset: `--dataset` of train.py / validate.py.
+        recipe: train.py `--config`, relative to the repository root.
+        depth: CIFAR-layout depth of the rows.
+        rows: The rows trained.
+        seeds: Seeds of each row ...
+        table1_seeds: ... except the rows of Shang et al.'s Table 1 (plain and BatchNorm, ReLU and CReLU), which
+            carry the paper's central claim and get these.
+        base_lr: The recipe's lr, where the lr-halving rule starts.
+        target_top1: Validation top-1 (%) whose first epoch the comparisons count ("epochs to target").
+        verdict_split: 'test' (verdicts on the test error of the final weights) or 'validation' (a dataset without
+            a test split).
+        eval_images: Images of `verdict_split`: errors one image apart are a tie.
+        chance_stop_epochs: A run whose training loss is still at chance level after this many epochs is stopped
+            and counts as diverged (None: every run goes to the end).
+        tag: Pretrained tag of the published best seeds.
+    """
+    name: str
+    dataset: str
+    recipe: str
+    depth: int
+    rows: Tuple[StudyRow, ...]
+    seeds: Tuple[int, ...]
+    table1_seeds: Tuple[int, ...]
+    base_lr: float
+    target_top1: float
+    verdict_split: str
+    eval_images: int
+    chance_stop_epochs: Optional[int]
+    tag: str
+
+    def seeds_of(self, row: StudyRow) -> Tuple[int, ...]:
+        return self.table1_seeds if (row.norm, row.act) in DEEP_STUDY_ROWS else self.seeds
+
+    @property
+    def error_key(self) -> str:
+        """The per-seed error the verdicts compare: 'test_error' or 'val_error'."""
+        return 'test_error' if self.verdict_split == 'test' else 'val_error'
+
+
+@dataclass(frozen=True)
+class StudyGroup:
+    """Studies whose committed data share one folder and one results.json: the first is the top level, the others
+    sit under their key (e.g. the digits' ResNet-110 part under 'deep')."""
+    data: Path
+    doc_prefix: str  # marker prefix of the generated tables in docs/REPRODUCTION.md
+    parts: Tuple[Tuple[str, StudyDefinition], ...]  # (key, study); the first key is ''
+
+    def study(self, depth: int) -> StudyDefinition:
+        for _, s in self.parts:
+            if s.depth == depth:
+                return s
+        raise KeyError(depth)
+
+
+def _table2_and_nf(depth: int) -> Tuple[StudyRow, ...]:
+    """Table 2's ten rows and the NF-ResNet ReLU / CReLU pair (the NormProp3 extension stays at ResNet-56)."""
+    return tuple(r for r in study_rows(depth) if r.norm != 'NormProp3')
+
+
+_DIGITS = dict(dataset='digits', recipe='train/recipes/study_digits.yaml', seeds=(0, 1, 2),
+               # The paper's initial lr 0.1 at batch 128, at the digits recipe's batch 32 by linear scaling.
+               base_lr=0.025, target_top1=95.0, verdict_split='validation', eval_images=360, tag='digits')
+STUDIES: Dict[str, StudyDefinition] = {s.name: s for s in (
+    StudyDefinition('digits56', depth=56, rows=study_rows(56), table1_seeds=(0, 1, 2), chance_stop_epochs=None,
+                    **_DIGITS),
+    # The paper's own depth: the four rows of Table 1 and Fig. 2.
+    StudyDefinition('digits110', depth=110, rows=deep_study_rows(), table1_seeds=(0, 1, 2), chance_stop_epochs=None,
+                    **_DIGITS),
+    # The depth of the Fashion-MNIST study, so that a verdict that moves can be told apart as depth or data.
+    StudyDefinition('digits20', depth=20, rows=_table2_and_nf(20), table1_seeds=(0, 1, 2, 3, 4),
+                    chance_stop_epochs=8, **_DIGITS),
+    StudyDefinition('fashion_mnist20', dataset='fashion_mnist', recipe='train/recipes/fashion_mnist.yaml', depth=20,
+                    rows=_table2_and_nf(20), seeds=(0, 1, 2), table1_seeds=(0, 1, 2, 3, 4), base_lr=0.1,
+                    target_top1=85.0, verdict_split='test', eval_images=10000, chance_stop_epochs=3,
+                    tag='fashion_mnist'),
+)}
+GROUPS: Dict[str, StudyGroup] = {
+    'digits': StudyGroup(RESULTS_FILE.parent, 'study', (
+        ('', STUDIES['digits56']), ('deep', STUDIES['digits110']), ('depth20', STUDIES['digits20']))),
+    'fashion_mnist': StudyGroup(RESULTS_FILE.parent / 'fashion_mnist', 'fashion_mnist', (
+        ('', STUDIES['fashion_mnist20']),)),
+}
 
 
 def lr_name(lr: float) -> str:
@@ -75,8 +166,9 @@ class SeedResult:
     diverge_reasons: List[str] = field(default_factory=list)
     lr: Optional[float] = None  # the lr that trained; None if every lr diverged or the seed is unfinished
     val_error: Optional[float] = None  # final epoch, %
+    test_error: Optional[float] = None  # final weights on the test split, % (None: the dataset has no test split)
     train_loss: Optional[float] = None  # mean over the final epoch
-    epochs_to_target: Optional[int] = None  # first epoch (1-based) with validation top-1 >= TARGET_TOP1
+    epochs_to_target: Optional[int] = None  # first epoch (1-based) with validation top-1 >= the study's target
     train_loss_curve: List[float] = field(default_factory=list)
     val_top1_curve: List[float] = field(default_factory=list)
 
@@ -85,37 +177,72 @@ class SeedResult:
         return self.lr is not None or len(self.lrs_diverged) > MAX_HALVINGS
 
 
-def _collect_seed(runs: Path, model: str, seed: int) -> SeedResult:
+def read_test_top1(path: Path) -> Optional[float]:
+    """Top-1 of a run's `test.json` (validate.py on the test split), or None while it has not been measured."""
+    try:
+        return float(json.loads((Path(path) / 'test.json').read_text())['top1'])
+    except FileNotFoundError:
+        return None
+
+
+def _collect_seed(runs: Path, model: str, seed: int, study: StudyDefinition) -> SeedResult:
     result = SeedResult(seed)
     for k in range(MAX_HALVINGS + 1):
-        lr = BASE_LR / 2 ** k
-        outcome = read_outcome(run_dir(runs, model, seed, lr))
+        lr = study.base_lr / 2 ** k
+        path = run_dir(runs, model, seed, lr)
+        outcome = read_outcome(path)
         if outcome is None:
             break
         if outcome['status'] == 'diverged':
             result.lrs_diverged.append(lr)
             result.diverge_reasons.append(outcome['reason'])
             continue
-        summary = read_summary(run_dir(runs, model, seed, lr))
+        summary = read_summary(path)
+        if study.verdict_split == 'test':
+            test_top1 = read_test_top1(path)
+            if test_top1 is None:
+                break  # trained, but not measured on the test split yet: the seed is unfinished
+            result.test_error = round(100.0 - test_top1, 4)
         result.lr = lr
         result.val_error = round(100.0 - summary[-1]['eval_top1'], 4)
         result.train_loss = summary[-1]['train_loss']
         result.train_loss_curve = [r['train_loss'] for r in summary]
         result.val_top1_curve = [r['eval_top1'] for r in summary]
         result.epochs_to_target = next(
-            (i + 1 for i, r in enumerate(summary) if r['eval_top1'] >= TARGET_TOP1 - 1e-6), None)
+            (i + 1 for i, r in enumerate(summary) if r['eval_top1'] >= study.target_top1 - 1e-6), None)
         break
     return result
 
 
-def classify_run(exit_status: int, summary: List[Dict[str, float]]) -> Tuple[str, str]:
-    """('trained' | 'diverged', reason) of a finished train.py run, by the study's rule.
+def at_chance_early(summary: List[Dict[str, float]], chance_stop_epochs: Optional[int]) -> Optional[str]:
+    """The reason to stop a run whose training loss is still at chance level after `chance_stop_epochs` epochs,
+    or None (keep training; also when the rule is off)."""
+    if chance_stop_epochs is None or len(summary) < chance_stop_epochs:
+        return None
+    loss = summary[chance_stop_epochs - 1]['train_loss']
+    if loss >= CHANCE_LEVEL:  # also NaN-free: a NaN loss ends train.py itself (exit status 3)
+        return (f'training loss {loss:.4f} still at chance level (ln 10 = {CHANCE_LOSS:.4f}) after '
+                f'{chance_stop_epochs} epochs: stopped')
+    return None
+
+
+def classify_run(exit_status: int, summary: List[Dict[str, float]],
+                 chance_stop_epochs: Optional[int] = None) -> Tuple[str, str]:
+    """('trained' | 'diverged', reason) of a finished (or stopped) train.py run, by the study's rule.
+
+    Args:
+        exit_status: train.py's exit status (negative: stopped by a signal, as the early stop at chance does).
+        summary: Its summary.csv rows.
+        chance_stop_epochs: The study's early stop at chance (`StudyDefinition.chance_stop_epochs`).
 
     Raises:
         ValueError: The run failed for another reason (bad input, a crash): not a result of the study.
     """
     if exit_status == EXIT_NONFINITE_LOSS:
         return 'diverged', 'non-finite training loss (see console.log)'
+    early = at_chance_early(summary, chance_stop_epochs)
+    if early is not None:
+        return 'diverged', early
     if exit_status != 0 or not summary:
         raise ValueError(f'train.py exited with status {exit_status} after {len(summary)} epochs')
     final = summary[-1]['train_loss']
@@ -134,17 +261,18 @@ def _spread(values: Sequence[Optional[float]]) -> Dict[str, Any]:
     return dict(zip(('median', 'min', 'max'), (None if math.isinf(x) else x for x in stats)), values=list(values))
 
 
-def _row_summary(row: StudyRow, seeds: List[SeedResult]) -> Dict[str, Any]:
+def _row_summary(row: StudyRow, seeds: List[SeedResult], study: StudyDefinition) -> Dict[str, Any]:
     # A finished seed that diverged at every lr has no metrics: it counts as None ("diverged" / "never"), which ranks
     # below every seed that trained.
     done = [s for s in seeds if s.finished]
     trained = [s for s in done if s.lr is not None]
+    # Chosen on validation only (the test split, where there is one, is reported, never used to choose).
     best = min(trained, key=lambda s: (s.val_error, s.train_loss), default=None)
-    return dict(
+    summary = dict(
         model=row.model, norm=row.norm, act=row.act, label=row.label, extension=row.extension,
         paper_errors=list(row.paper.errors) if row.paper else None,
-        seeds_finished=len(done), seeds_trained=len(trained),
-        diverged_at_base_lr=sum(BASE_LR in s.lrs_diverged for s in seeds),
+        seeds_planned=len(seeds), seeds_finished=len(done), seeds_trained=len(trained),
+        diverged_at_base_lr=sum(study.base_lr in s.lrs_diverged for s in seeds),
         lrs=sorted({s.lr for s in trained}, reverse=True),
         val_error=_spread([s.val_error for s in done]),
         train_loss=_spread([s.train_loss for s in done]),
@@ -152,28 +280,29 @@ def _row_summary(row: StudyRow, seeds: List[SeedResult]) -> Dict[str, Any]:
         best_seed=None if best is None else dict(seed=best.seed, lr=best.lr),
         seeds=[asdict(s) for s in seeds],
     )
+    if study.verdict_split == 'test':
+        summary['test_error'] = _spread([s.test_error for s in done])
+    return summary
 
 
-def collect_study(runs: Path, depth: int = 56, seeds: Sequence[int] = SEEDS,
-                  rows: Optional[Sequence[StudyRow]] = None) -> Dict[str, Any]:
-    """Aggregate every row of the study found under `runs` (unfinished seeds are reported as such).
-
-    Args:
-        runs: Runs root.
-        depth: CIFAR-layout depth of the rows.
-        seeds: Seeds of each row.
-        rows: The rows (default: all of `study_rows(depth)`).
-    """
-    rows = study_rows(depth) if rows is None else rows
-    summaries = [_row_summary(r, [_collect_seed(Path(runs), r.model, s) for s in seeds]) for r in rows]
-    return dict(depth=depth, seeds=list(seeds), target_top1=TARGET_TOP1, base_lr=BASE_LR,
-                complete=all(r['seeds_finished'] == len(seeds) for r in summaries), rows=summaries)
+def collect_study(runs: Path, study: StudyDefinition) -> Dict[str, Any]:
+    """Aggregate every row of `study` found under `runs` (unfinished seeds are reported as such)."""
+    summaries = [_row_summary(r, [_collect_seed(Path(runs), r.model, s, study) for s in study.seeds_of(r)], study)
+                 for r in study.rows]
+    return dict(study=study.name, dataset=study.dataset, depth=study.depth, seeds=list(study.seeds),
+                table1_seeds=list(study.table1_seeds), target_top1=study.target_top1, base_lr=study.base_lr,
+                verdict_split=study.verdict_split, eval_images=study.eval_images,
+                complete=all(r['seeds_finished'] == r['seeds_planned'] for r in summaries), rows=summaries)
 
 
-def collect_all(runs: Path, seeds: Sequence[int] = SEEDS) -> Dict[str, Any]:
-    """The whole study: every row at ResNet-56, and under 'deep' the paper-depth rows (`deep_study_rows`)."""
-    results = collect_study(runs, 56, seeds)
-    results['deep'] = collect_study(runs, 110, seeds, deep_study_rows())
+def collect_all(runs: Path, group: Optional[StudyGroup] = None) -> Dict[str, Any]:
+    """Every part of a study group (default: the digits at ResNet-56, with ResNet-110 under 'deep' and ResNet-20
+    under 'depth20')."""
+    group = GROUPS['digits'] if group is None else group
+    (_, main), *others = group.parts
+    results = collect_study(runs, main)
+    for key, study in others:
+        results[key] = collect_study(runs, study)
     return results
 
 
@@ -200,10 +329,15 @@ CLAIMS: Tuple[Tuple[str, bool, Tuple[Pair, ...]], ...] = (
         (('NormProp3', 'ReLU'), ('NormProp3', 'CReLU')),
         (('NF (scaled WS)', 'ReLU'), ('NF (scaled WS)', 'CReLU')))),
 )
-# Metrics that order two rows: (key, label, largest difference that is a tie). Validation errors one image apart
-# (0.28%) are a tie: with 3 seeds a single image is noise.
-METRICS = (('train_loss', 'final train loss', 0.0), ('epochs_to_target', f'epochs to {TARGET_TOP1:g}%', 0.0),
-           ('val_error', 'val error', 100.0 / VAL_IMAGES))
+def metrics(results: Dict[str, Any]) -> Tuple[Tuple[str, str, float], ...]:
+    """Metrics that order two rows of a `collect_study` output: (key, label, largest difference that is a tie).
+    Errors one image apart (0.28% of the digits' validation, 0.01% of Fashion-MNIST's test) are a tie: with a few
+    seeds a single image is noise."""
+    split = results.get('verdict_split', 'validation')
+    error = ('test_error', 'test error') if split == 'test' else ('val_error', 'val error')
+    return (('train_loss', 'final train loss', 0.0),
+            ('epochs_to_target', f"epochs to {results['target_top1']:g}%", 0.0),
+            (*error, 100.0 / results['eval_images']))
 
 
 def _compare(a: Dict[str, Any], b: Dict[str, Any], threshold: float) -> str:
@@ -228,6 +362,7 @@ def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     the other row with no overlap; otherwise it is *not separated* at this scale.
     """
     by_key = {(r['norm'], r['act']): r for r in results['rows']}
+    measures = metrics(results)
     out = []
     for claim, extension, pairs in CLAIMS:
         comparisons = []
@@ -235,7 +370,7 @@ def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             if ka not in by_key or kb not in by_key:
                 continue  # a row this depth does not train (the ResNet-110 part of the study has four)
             a, b = by_key[ka], by_key[kb]
-            marks = {key: _compare(a[key], b[key], thr) for key, _, thr in METRICS}
+            marks = {key: _compare(a[key], b[key], thr) for key, _, thr in measures}
             comparisons.append(dict(worse=a['model'], better=b['model'], marks=marks,
                                     diverged=(a['diverged_at_base_lr'], b['diverged_at_base_lr'])))
         if not comparisons:
@@ -263,7 +398,7 @@ def _cell(s: Dict[str, Any], digits: int, none: str = 'diverged') -> str:
 
 def _finished(row: Dict[str, Any], results: Dict[str, Any]) -> bool:
     """Whether every seed of a `collect_study` row has finished."""
-    return row['seeds_finished'] == len(results['seeds'])
+    return row['seeds_finished'] == row['seeds_planned']
 
 
 def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
@@ -273,18 +408,20 @@ def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
         results: `collect_study` output.
         link: Prefix of the links to the run directories (e.g. 'reproduction/runs/'); empty for no links.
     """
-    n = len(results['seeds'])
-    lines = [f"| row | model | seeds trained | val error % | final train loss | "
+    test = results.get('verdict_split') == 'test'  # the headline column, where the dataset has a test split
+    lines = [f"| row | model | seeds trained | {'test error % | ' if test else ''}val error % | final train loss | "
              f"epochs to {results['target_top1']:g}% | diverged at lr {results['base_lr']:g} | lr used | "
              "paper C10 / C100 error % (ResNet-110) |",
-             '|---|---|---:|---:|---:|---:|---:|---|---:|']
+             '|---|---|---:|' + ('---:|' if test else '') + '---:|---:|---:|---:|---|---:|']
     for r in results['rows']:
+        n = r['seeds_planned']
         name = f"[`{r['model']}`]({link}{r['model']}/)" if link else f"`{r['model']}`"
         label = r['label'] + (' (extension)' if r['extension'] else '')
         unfinished = '' if _finished(r, results) else f" ({r['seeds_finished']}/{n} seeds finished)"
         paper = ' / '.join(f'{e:.2f}' for e in r['paper_errors']) if r['paper_errors'] else '-'
         lines.append(
-            f"| {label}{unfinished} | {name} | {r['seeds_trained']}/{n} | {_cell(r['val_error'], 2)} | "
+            f"| {label}{unfinished} | {name} | {r['seeds_trained']}/{n} | "
+            + (f"{_cell(r['test_error'], 2)} | " if test else '') + f"{_cell(r['val_error'], 2)} | "
             f"{_cell(r['train_loss'], 4)} | "
             f"{_cell(r['epochs_to_target'], 0, 'never')} | {r['diverged_at_base_lr']}/{n} | "
             f"{', '.join(lr_name(x) for x in r['lrs']) or '-'} | {paper} |")
@@ -294,9 +431,10 @@ def results_table(results: Dict[str, Any], link: str = '') -> List[str]:
 def claims_table(results: Dict[str, Any]) -> List[str]:
     marks = {'B': 'better', 'b': 'better (seeds overlap)', '=': 'tie', 'a': 'worse (seeds overlap)', 'A': 'worse',
              '?': 'no data'}
-    lines = ['| claim (paper) | expected worse -> better | ' + ' | '.join(m[1] for m in METRICS) +
+    measures = metrics(results)
+    lines = ['| claim (paper) | expected worse -> better | ' + ' | '.join(m[1] for m in measures) +
              f" | diverged at lr {results['base_lr']:g} | verdict |",
-             '|---|---|' + '---|' * len(METRICS) + '---|---|']
+             '|---|---|' + '---|' * len(measures) + '---|---|']
     # A verdict on rows with unfinished seeds (the ResNet-110 part, trained over sessions) can still change.
     unfinished = {r['model'] for r in results['rows'] if not _finished(r, results)}
     for c in claim_verdicts(results):
@@ -306,7 +444,7 @@ def claims_table(results: Dict[str, Any]) -> List[str]:
             claim = (c['claim'] if i == 0 else '')
             verdict = f"**{c['verdict']}**{provisional}" if i == 0 else ''
             lines.append(f"| {claim} | `{comp['worse']}` -> `{comp['better']}` | " +
-                         ' | '.join(marks[comp['marks'][k]] for k, _, _ in METRICS) +
+                         ' | '.join(marks[comp['marks'][k]] for k, _, _ in measures) +
                          f" | {comp['diverged'][0]} -> {comp['diverged'][1]} | {verdict} |")
     return lines
 
