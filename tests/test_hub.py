@@ -478,9 +478,15 @@ def test_committed_card_says_how_to_install_where_the_weights_are_and_what_each_
         assert 'Nothing was chosen on this split' in text
     else:
         median = 'diverged' if seeds.median is None else f'{seeds.median:.2f}%'
-        assert 'Selected on the split it is measured on' in text and f'**{median}**' in text
-        assert f"| {row['num_images']} | {entry.selection} |" in text  # beside the number
-        # the published seed is the study's best, and its final validation top-1 is the card's number
+        assert f'**{median}**' in text and seeds.split == row['split'] == entry.metrics_split
+        if seeds.split == 'test':  # chosen on validation: nothing on the images of the numbers
+            assert 'Nothing was chosen on the test split' in text and f'These weights are {entry.selection}' in text
+            assert f"| {row['num_images']} | nothing: the seed was chosen on validation |" in text
+            assert f'--pretrained --dataset {entry.dataset} --split test`' in text
+        else:
+            assert 'Selected on the split it is measured on' in text
+            assert f"| {row['num_images']} | {entry.selection} |" in text  # beside the number
+        # the published seed is the study's best, and its final top-1 on that split is the card's number
         assert dict(seeds.top1)[seeds.chosen] == pytest.approx(row['top1'], abs=0.01)
 
 

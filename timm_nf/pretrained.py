@@ -11,16 +11,19 @@ Keyword variants, and weights of architectures timm owns, are published as `hf-h
 `config.json` carries the `model_args`.
 
 An entry holds the preprocessing of its pretrained cfg (the same values `config.json` of its repo holds, which
-the tests check) and points to the validation results file its metrics come from; metrics are never typed in.
+the tests check) and points to the results file of `train/validate.py` its metrics come from, on the split it
+names (`metrics_split`); metrics are never typed in.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD
-from timm_nf.paper import StudyRow, all_study_rows
+from timm_nf.constants import CIFAR10_MEAN, CIFAR10_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from timm_nf.data.fashion_mnist import FASHION_MNIST_CLASSES
+from timm_nf.paper import StudyRow, all_study_rows, resnet20_seeds, resnet20_study_rows
 
 __all__ = [
-    'PretrainedWeights', 'PUBLISHED', 'HUB_NAMESPACE', 'WeightsUnavailableError', 'NoPretrainedWeightsError',
+    'PretrainedWeights', 'PUBLISHED', 'PUBLISHED_FASHION_MNIST_ROWS', 'HUB_NAMESPACE', 'WeightsUnavailableError',
+    'NoPretrainedWeightsError', 'digits_weights', 'fashion_mnist_weights', 'fashion_mnist_study_weights',
     'find_published', 'tags_of', 'unavailable_weights_error', 'missing_weights_error',
 ]
 
@@ -38,7 +41,7 @@ class PretrainedWeights:
         dataset: Dataset name as `train/validate.py` records it (`digits`, `imagenet`, ...).
         dataset_name: Human-readable dataset description for cards.
         recipe: Training recipe (YAML of `train/train.py`), relative to the timm-nf repository's root.
-        results: Validation results file (JSON of `train/validate.py`) the metrics come from, relative to the root.
+        results: Results file (JSON of `train/validate.py`) the metrics come from, relative to the root.
         published: Folder `hub/publish.py` wrote for the Hub repo, relative to the root (committed with weights).
         num_classes: Classifier outputs.
         input_size: (C, H, W) the weights were trained and validated at.
@@ -49,10 +52,14 @@ class PretrainedWeights:
         label_names: Class names by classifier index.
         license: License of the weights.
         origin: How the weights were chosen, for the card (e.g. the study row and seed selection); may be empty.
-        selection: What was chosen on the split the metrics are measured on (e.g. the seed, best of 3), which
-            the card says beside each number; empty when nothing was (a single run's final weights).
+        selection: What was chosen, by which measure (e.g. the seed, best of 3 by final validation error), which
+            the card says beside each number; empty when nothing was (a single run's final weights). Everything
+            is chosen on the validation split: whether that is the split of the metrics is `metrics_split`.
         study: The aggregate of the study the weights were chosen from (JSON of `train/study.py report`),
             relative to the root, from which the card gives the median over seeds; empty for a single run.
+        metrics_split: The split of `dataset` the metrics (`results`) and the study's seed median come from:
+            'validation', the split `selection` chose on (the digits have no other), or 'test', which nothing
+            was chosen on (Fashion-MNIST's official test images).
     """
     model: str
     tag: str
@@ -72,6 +79,7 @@ class PretrainedWeights:
     origin: str = ''
     selection: str = ''
     study: str = ''
+    metrics_split: str = 'validation'
 
     @property
     def name(self) -> str:
@@ -122,36 +130,92 @@ def digits_weights(model: str, recipe: str, img_size: int, **kwargs: str) -> Pre
     )
 
 
-def _study_weights(row: StudyRow) -> PretrainedWeights:
-    """The best seed of one row of the reproduction study (`train/study.py`, docs/REPRODUCTION.md)."""
+def fashion_mnist_weights(model: str, recipe: str = 'train/recipes/fashion_mnist.yaml',
+                          **kwargs: str) -> PretrainedWeights:
+    """A `<model>.fashion_mnist` tag: weights trained on Fashion-MNIST at its own 28 px with `recipe`, published by
+    `hub/publish.py` into `hub/published/<model>.fashion_mnist` from the results file
+    `hub/results/<model>.fashion_mnist.json`, which measures the official test split (nothing is chosen on it);
+    `kwargs`: `origin`, `selection`, `study`."""
+    return PretrainedWeights(
+        model=model,
+        tag='fashion_mnist',
+        dataset='fashion_mnist',
+        dataset_name="Fashion-MNIST (Zalando's 28x28 grayscale article images, 10 classes), gray replicated to RGB",
+        recipe=recipe,
+        results=f'hub/results/{model}.fashion_mnist.json',
+        published=f'hub/published/{model}.fashion_mnist',
+        num_classes=len(FASHION_MNIST_CLASSES),
+        input_size=(3, 28, 28),
+        crop_pct=1.0,
+        interpolation='bilinear',
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        label_names=FASHION_MNIST_CLASSES,
+        metrics_split='test',
+        **kwargs,
+    )
+
+
+def _row_text(row: StudyRow) -> str:
+    """What a study row is, for the origin of its tag: the Table 2 row with the paper's numbers, or an extension."""
     if row.paper is not None:
         c10, c100 = row.paper.errors
-        what = (f"Table 2's {row.label} row (the paper's ResNet-110: {c10:.2f}% / {c100:.2f}% CIFAR-10 / "
+        return (f"Table 2's {row.label} row (the paper's ResNet-110: {c10:.2f}% / {c100:.2f}% CIFAR-10 / "
                 f'CIFAR-100 test error)')
-    else:
-        what = f'the {row.label} row (an extension of the paper\'s Table 2)'
+    return f'the {row.label} row (an extension of the paper\'s Table 2)'
+
+
+def _selection(seeds: int) -> str:
+    """A study's seed selection (`train.reproduction.study`: on validation only, ties broken by training loss)."""
+    return f'the best of {seeds} seeds by final validation error (then final training loss)'
+
+
+def _study_weights(row: StudyRow) -> PretrainedWeights:
+    """The best seed of one row of the digits reproduction study (`train/study.py`, docs/REPRODUCTION.md)."""
     run = 'python train/study.py run' + (' --depth 110' if 'resnet110' in row.model else '')
     return digits_weights(
         row.model, 'train/recipes/study_digits.yaml', 16,
         origin=(f'The final weights of the best of 3 seeds (lowest final validation error, then lowest final '
-                f"training loss) of {what} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn (AAAI "
-                f'2017): `{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of the '
-                "paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."),
+                f"training loss) of {_row_text(row)} in timm-nf's small-scale reproduction of Shang, Chiu & Sohn "
+                f'(AAAI 2017): `{run}`, then `publish`. Every seed, the paper\'s numbers side by side and which of '
+                "the paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."),
         # The study has no test split: the seed is chosen on the 360 validation images its card reports.
-        selection='the best of 3 seeds by final validation error (then final training loss)',
+        selection=_selection(3),
         study='docs/reproduction/results.json')
 
 
-# Study rows without weights: no seed has trained. Since the design decisions every row trains at both depths, so the
-# list is empty; a row goes here while none of its seeds has finished (tests/test_study.py checks this against
-# docs/reproduction/results.json).
+def fashion_mnist_study_weights(row: StudyRow) -> PretrainedWeights:
+    """The best seed of one row of the Fashion-MNIST reproduction study at ResNet-20 (`train/study.py --study
+    fashion_mnist`, docs/REPRODUCTION.md): chosen on the validation split, measured on the official test split."""
+    seeds = len(resnet20_seeds(row))
+    return fashion_mnist_weights(
+        row.model,
+        origin=(f'The final weights of the best of {seeds} seeds (lowest final validation error, then lowest final '
+                f"training loss) of {_row_text(row)} at ResNet-20 in timm-nf's Fashion-MNIST reproduction of "
+                'Shang, Chiu & Sohn (AAAI 2017): `python train/study.py run --study fashion_mnist`, then '
+                "`python train/study.py publish --study fashion_mnist`. Every seed, the paper's numbers side by "
+                "side and which of the paper's claims held: docs/REPRODUCTION.md in the timm-nf repository."),
+        selection=_selection(seeds),
+        study='docs/reproduction/fashion_mnist/results.json')
+
+
+# Study rows without weights. Since the design decisions every row trains at both depths, so the list is empty; a row
+# goes here until every seed of it has finished and one trained (its card's "best of 3" holds only then;
+# tests/test_study.py checks this against docs/reproduction/results.json).
 UNTRAINED_STUDY_ROWS: Tuple[str, ...] = ()
+
+# The Fashion-MNIST rows published as `<model>.fashion_mnist`: a row goes here once every seed of it has finished
+# and one trained (its "best of N" is then what it says), and `train/study.py publish --study fashion_mnist` has
+# written its folder. A static list, as the registry reads no file at runtime; tests/test_fashion_cards.py checks
+# it against docs/reproduction/fashion_mnist/results.json (empty while that file does not exist).
+PUBLISHED_FASHION_MNIST_ROWS: Tuple[str, ...] = ()
 
 PUBLISHED: Tuple[PretrainedWeights, ...] = (
     digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32, origin=(
         "The final weights of a single training run (seed 0) of the README's main job, `train/digits_demo.sh` "
         '(`train/train.py` with `train/recipes/digits.yaml`): no seed and no checkpoint was chosen.')),
-) + tuple(_study_weights(row) for row in all_study_rows() if row.model not in UNTRAINED_STUDY_ROWS)
+) + tuple(_study_weights(row) for row in all_study_rows() if row.model not in UNTRAINED_STUDY_ROWS) + tuple(
+    fashion_mnist_study_weights(row) for row in resnet20_study_rows() if row.model in PUBLISHED_FASHION_MNIST_ROWS)
 
 
 def find_published(model: str, tag: str) -> Optional[PretrainedWeights]:

@@ -31,6 +31,8 @@ Commands:
     # trained-model statistics (SPP, Delta, Table 1) of each row's best seed, and publishing of the best seeds
     python train/study.py analyze [--study fashion_mnist]
     python train/study.py publish [--study fashion_mnist]
+    # validate every published folder again as timm loads it, each on its split (Fashion-MNIST's tags: test)
+    python train/study.py revalidate
 """
 import argparse
 import json
@@ -48,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from timm_nf.paper import StudyRow  # noqa: E402
-from timm_nf.pretrained import find_published  # noqa: E402
+from timm_nf.pretrained import PretrainedWeights, find_published  # noqa: E402
 from train.reproduction.study import (  # noqa: E402
     GROUPS, MAX_HALVINGS, StudyDefinition, StudyGroup, all_rows, at_chance_early, claims_table, classify_run,
     collect_all, delta_lines, lr_name, read_outcome, read_summary, read_test_top1, replace_blocks, results_table,
@@ -58,6 +60,9 @@ from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
 DOC = REPO / 'docs' / 'REPRODUCTION.md'
 POLL_SECONDS = 5.0  # how often a running train.py's summary.csv is read for the early stop at chance
+# How a study's row becomes a registered tag (`publish` refuses a row whose tag is not registered).
+REGISTER_ROW = {'digits': 'remove the row from UNTRAINED_STUDY_ROWS',
+                'fashion_mnist': 'add the row to PUBLISHED_FASHION_MNIST_ROWS'}
 
 
 def train_command(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path,
@@ -481,9 +486,12 @@ def cmd_publish(args) -> int:
         if r['best_seed'] is None:
             print(f"{r['model']}: no trained seed, not published")
             continue
+        if r['seeds_finished'] != r['seeds_planned']:  # its card's "best of N" would not hold yet
+            print(f"{r['model']}: {r['seeds_finished']} of {r['seeds_planned']} seeds finished, not published")
+            continue
         if find_published(r['model'], tag) is None:  # the card's study text comes from the registry entry
             raise SystemExit(f"error: {r['model']}.{tag} is not a registered tag, so its card would lack the study's "
-                             'text; remove the row from UNTRAINED_STUDY_ROWS (timm_nf/pretrained.py), then publish')
+                             f'text; {REGISTER_ROW[tag]} (timm_nf/pretrained.py), then publish')
         ckpt = best_weights(args.runs, r, tag)  # the run's checkpoint, or a one-line error when no copy of it exists
         name = f"{r['model']}.{tag}"
         if ckpt != best_checkpoint(args.runs, r):
@@ -505,33 +513,56 @@ def cmd_publish(args) -> int:
     return 0
 
 
-def cmd_revalidate(args) -> int:
-    """Validate every published folder (the study's tags and the others) as timm loads it, `local-dir:` from this
-    repository, and compare top-1, top-5 and the number of images with its card and its results file."""
+def revalidate_entry(entry: PretrainedWeights, root: Path, tmp: Path,
+                     extra: Sequence[str] = ()) -> Tuple[Dict, Dict, float]:
+    """Validate the published folder of `entry` as a reader of its card would: `local-dir:` relative to `root`
+    (the checkout, the working directory), on the entry's metrics split (the test split for Fashion-MNIST's tags),
+    with timm's eval transform from the folder's `config.json`; compare top-1, top-5 and the number of images with
+    its card and its results file. `extra`: further validate.py flags (`--num-samples N` for a folder whose results
+    measured the first N images).
+
+    Returns:
+        The measured results row, the card's metrics (`model-index`: accuracy, top_5_accuracy) and the largest
+        difference (inf when the number of images differs).
+
+    Raises:
+        RuntimeError: validate.py failed (the end of its error output).
+    """
     from huggingface_hub import ModelCard
 
     from hub.publishing import entry_results
+    res = tmp / f'{entry.name}.json'
+    cmd = validate_command(res, '--model', f'local-dir:{entry.published}', '--pretrained', *extra,
+                           dataset=entry.dataset, split=entry.metrics_split)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    measured, committed = json.loads(res.read_text()), entry_results(entry, root)
+    card_data = ModelCard.load(root / entry.published / 'README.md').data
+    card = {r.metric_type: r.metric_value for r in card_data.eval_results}
+    diff = max(abs(measured['top1'] - card['accuracy']), abs(measured['top5'] - card['top_5_accuracy']),
+               abs(measured['top1'] - committed['top1']), abs(measured['top5'] - committed['top5']))
+    if measured['num_images'] != committed['num_images']:
+        diff = float('inf')
+    return measured, card, diff
+
+
+def cmd_revalidate(args) -> int:
+    """Validate every published folder (the study's tags and the others) as timm loads it, `local-dir:` from this
+    repository, each on its own split, and compare top-1, top-5 and the number of images with its card and its
+    results file."""
     from timm_nf.pretrained import PUBLISHED
     worst = 0.0
     for entry in PUBLISHED:
-        folder = REPO / entry.published
-        if not (folder / 'model.safetensors').exists():
+        if not (REPO / entry.published / 'model.safetensors').exists():
             print(f'error: {entry.name}: no model.safetensors in {entry.published}; publish it again',
                   file=sys.stderr)
             return 1
-        res = Path(args.tmp) / f'{entry.name}.json'
-        # The folder relative to the repository root (the working directory): what a card tells a reader to load.
-        cmd = validate_command(res, '--model', f'local-dir:{entry.published}', '--pretrained', dataset=entry.dataset)
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
+        try:
+            measured, card, diff = revalidate_entry(entry, REPO, Path(args.tmp))
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
             return 1
-        measured, committed = json.loads(res.read_text()), entry_results(entry)
-        card = {r.metric_type: r.metric_value for r in ModelCard.load(folder / 'README.md').data.eval_results}
-        diff = max(abs(measured['top1'] - card['accuracy']), abs(measured['top5'] - card['top_5_accuracy']),
-                   abs(measured['top1'] - committed['top1']), abs(measured['top5'] - committed['top5']))
-        if measured['num_images'] != committed['num_images']:
-            diff = float('inf')
         worst = max(worst, diff)
         print(f"{entry.name}: card top-1 {card['accuracy']} top-5 {card['top_5_accuracy']}, re-validated "
               f"{measured['top1']} / {measured['top5']} on {measured['num_images']} {entry.dataset} "

@@ -4,11 +4,12 @@ YAML front matter (written by `huggingface_hub.ModelCardData`): `library_name: t
 `datasets` (only a dataset id that exists on the Hub), `pipeline_tag` and this checkpoint's own validation metrics
 as `model-index`. Then, for a reader who has only the card: how to install timm-nf and where the weights are
 (with the call that loads them), what each number was measured on and whether anything was chosen on that split
-(with the median over seeds where a seed was), model details, usage (classification, feature maps, embeddings),
+(with the median over seeds where a seed was, and the command that measures it again where the numbers are on a
+test split nothing was chosen on), model details, usage (classification, feature maps, embeddings),
 a comparison with the paper's numbers for the same architecture where the papers report any, and citations of
 the papers, the dataset and timm.
 
-Every metric comes from the validation results row of the publication, the seed median from the study's
+Every metric comes from the results row of the publication (`train/validate.py`), the seed median from the study's
 aggregate; sizes and costs are measured on the model; nothing is typed in.
 """
 from dataclasses import dataclass, fields
@@ -21,6 +22,7 @@ import yaml
 import timm
 from huggingface_hub import EvalResult, ModelCardData
 
+from timm_nf.data import FASHION_MNIST_PACKAGE, FASHION_MNIST_VAL_SIZE
 from timm_nf.models import ResidualNet
 from timm_nf.paper import TABLE2, TABLE4, PaperRow, call_str
 from timm_nf.profile import model_activations, model_stats
@@ -73,11 +75,22 @@ class DatasetInfo:
         description: What it is, for the card's text.
         bibtex: Its citation.
         extra: The pip extra of timm-nf that reads it ('' when none is needed).
+        validation: What its validation split is, for the cards of weights measured on its test split ('' for a
+            dataset without a test split).
+        files: How to get the files `train/validate.py` reads, for the same cards' command that measures them
+            again.
     """
     hub_id: Optional[str]
     description: str
     bibtex: str
     extra: str = ''
+    validation: str = ''
+    files: str = ''
+
+    @property
+    def name(self) -> str:
+        """Its name: the description up to its first parenthesis."""
+        return self.description.split(' (')[0]
 
 
 # Dataset name as train/validate.py records it -> what the card says about it. Hub ids checked to exist on the
@@ -100,7 +113,10 @@ DATASETS: Dict[str, DatasetInfo] = {
         '  author={Xiao, Han and Rasul, Kashif and Vollgraf, Roland},\n'
         '  journal={arXiv preprint arXiv:1708.07747},\n'
         '  year={2017}\n'
-        '}'),
+        '}',
+        validation=f'{FASHION_MNIST_VAL_SIZE:,} official training images held out from training, stratified with '
+                   'seed 0',
+        files=f'Debian: `apt-get install {FASHION_MNIST_PACKAGE}`, or any folder of them with `--data-dir`'),
     'imagenet': DatasetInfo(
         'ILSVRC/imagenet-1k', 'ImageNet-1k',
         '@article{russakovsky2015imagenet,\n'
@@ -237,18 +253,27 @@ def _pct(value: Optional[float]) -> str:
     return 'diverged' if value is None else f'{value:.2f}%'
 
 
-def _evaluation_lines(pub: Any, run: Dict[str, Any], dataset: str, seeds: Optional[SeedSpread]) -> List[str]:
+def _held_out(seeds: Optional[SeedSpread]) -> bool:
+    """Whether a tag's seed was chosen on validation and its numbers (results and seed spread, which publishing
+    keeps on the entry's `metrics_split`) are on the test split: nothing it reports was chosen on their images."""
+    return seeds is not None and seeds.split == 'test'
+
+
+def _evaluation_lines(pub: Any, run: Dict[str, Any], dataset: str, seeds: Optional[SeedSpread],
+                      info: DatasetInfo) -> List[str]:
     """The card's Evaluation section: each number with its dataset, split and what was chosen on that split."""
     row = pub.results
     if not row:
         return ['## Evaluation', '', 'No validation results were published with these weights.', '']
     entry = pub.registry_entry
-    chosen = [entry.selection] if entry is not None and entry.selection else []
+    split, images = row.get('split', ''), row.get('num_images', '')
+    held_out = _held_out(seeds)
+    chosen = [entry.selection] if entry is not None and entry.selection and not held_out else []
     ckpt = _checkpoint_choice(pub, run)
     if ckpt:
         chosen.append(ckpt)
-    split, images = row.get('split', ''), row.get('num_images', '')
     picked = '; '.join(chosen) if chosen else ('nothing: final weights of one run' if ckpt == '' and not seeds
+                                               else 'nothing: the seed was chosen on validation' if held_out
                                                else 'not recorded')
     lines = ['## Evaluation', '',
              'Measured by timm-nf `train/validate.py` on the published weights; `model-index` above holds the same '
@@ -260,7 +285,9 @@ def _evaluation_lines(pub: Any, run: Dict[str, Any], dataset: str, seeds: Option
         lines.append(f"| top-5 accuracy | {_fmt(row['top5'])}% | {dataset} | {split} | {images} | "
                      f"{'the same' if chosen else picked} |")
     lines.append('')
-    if seeds is not None:
+    if held_out:
+        lines += _held_out_lines(pub, run, dataset, seeds, info)
+    elif seeds is not None:
         values = ', '.join(f'seed {seed} {_pct(top1)}' for seed, top1 in seeds.top1)
         lines += [f'**Selected on the split it is measured on.** These weights are {entry.selection}, chosen on the '
                   f'same {images} {split} images the table reports: their numbers are an optimistic estimate of what '
@@ -278,6 +305,28 @@ def _evaluation_lines(pub: Any, run: Dict[str, Any], dataset: str, seeds: Option
     else:
         lines += ['Whether a seed or checkpoint was chosen on this split is not recorded with these weights.', '']
     return lines
+
+
+def _held_out_lines(pub: Any, run: Dict[str, Any], dataset: str, seeds: SeedSpread, info: DatasetInfo) -> List[str]:
+    """What a card says of weights whose seed was chosen on validation and whose numbers are on the test split:
+    that nothing was chosen on the test images, the seed median on them, and the command that measures them."""
+    entry, row = pub.registry_entry, pub.results
+    images = f"{int(row['num_images']):,} images" if str(row.get('num_images', '')).isdigit() else 'all its images'
+    used = run.get('val_num_samples')
+    validation = f'the validation split ({info.validation or "held out from training"}' + (
+        f'; this seed\'s run used a fixed stratified {int(used):,} of them)' if used else ')')
+    values = ', '.join(f'seed {seed} {_pct(top1)}' for seed, top1 in seeds.top1)
+    files = f' ({info.files})' if info.files else ''
+    return [
+        f"**Nothing was chosen on the test split.** The numbers above are on {info.name}'s official test split "
+        f'({images}), which was measured once per seed, on the final weights after training, and used for nothing '
+        f'else. These weights are {entry.selection}, chosen on {validation}. The median over the '
+        f'{len(seeds.top1)} seeds of the final test top-1 is **{_pct(seeds.median)}** ({values}; published: seed '
+        f"{seeds.chosen}; from each seed's training run, `{seeds.source}` in the timm-nf repository).", '',
+        f'**Measure it again** from the root of a clone of the timm-nf repository, with {info.name}\'s official '
+        f'files{files}: `python train/validate.py --model local-dir:{entry.published} --pretrained --dataset '
+        f"{dataset} --split test` gives the numbers above (timm's eval transform from the folder's `config.json`).",
+        '']
 
 
 def _getting_started_lines(pub: Any, info: DatasetInfo) -> Tuple[List[str], str, str]:
@@ -332,7 +381,7 @@ def render_card(pub: Any, config: Dict[str, Any]) -> str:
     variant = {k: v for k, v in pub.model_args.items() if k not in _NON_ARCH_ARGS}
     tag_name = f'{arch}.{pub.tag}' if pub.tag else ''
     run = _run_args(pub.hparams_text)
-    seeds = study_seeds(entry) if entry is not None else None
+    seeds = study_seeds(entry, pub.root) if entry is not None else None
 
     lines = [_front_matter(pub, config, dataset, info, dataset_desc), f'# Model card for {pub.name}', '']
     trained_on = f' trained on {dataset_desc}' if dataset_desc else ''
@@ -341,7 +390,7 @@ def render_card(pub: Any, config: Dict[str, Any]) -> str:
               f'in timm).', '']
     started, load_spec, load_note = _getting_started_lines(pub, info)
     lines += started
-    lines += _evaluation_lines(pub, run, dataset, seeds)
+    lines += _evaluation_lines(pub, run, dataset, seeds, info)
 
     lines += ['## Model Details', '',
               '- **Model Type:** Image classification / feature backbone',
@@ -417,7 +466,8 @@ def render_card(pub: Any, config: Dict[str, Any]) -> str:
     lines += ['| model | dataset | split | top-1 | top-1 err | top-5 | top-5 err | params (M) | GMACs | source |',
               '|---|---|---|---:|---:|---:|---:|---:|---:|---|']
     if row:
-        chosen = '; seed chosen on this split' if entry is not None and entry.selection else ''
+        chosen = '' if entry is None or not entry.selection else \
+            '; seed chosen on validation' if _held_out(seeds) else '; seed chosen on this split'
         lines.append(f"| `{pub.name}` | {dataset} | {row.get('split', '')} | {_fmt(row['top1'])} | "
                      f"{_fmt(row.get('top1_err'))} | {_fmt(row.get('top5'))} | {_fmt(row.get('top5_err'))} | "
                      f'{stats.params / 1e6:.3f} | {stats.gmacs:.3f} | this model, timm-nf `train/validate.py`'
@@ -445,6 +495,6 @@ def render_card(pub: Any, config: Dict[str, Any]) -> str:
     for key in _paper_keys(arch):
         lines += ['```bibtex', PAPERS[key]['bibtex'], '```']
     if info.bibtex:
-        lines += ['', f'The dataset ({info.description.split(" (")[0]}):', '', '```bibtex', info.bibtex, '```']
+        lines += ['', f'The dataset ({info.name}):', '', '```bibtex', info.bibtex, '```']
     lines += ['', 'timm (PyTorch Image Models):', '', '```bibtex', TIMM_BIBTEX, '```', '']
     return '\n'.join(lines)

@@ -97,7 +97,8 @@ class Publication:
         label_names: Class names, if known.
         hparams_text: The run's `args.yaml`, verbatim ('' if unknown).
         hparams_source: Where it came from.
-        registry_entry: The `timm_nf.pretrained` entry of `model_name.tag`, if registered.
+        registry_entry: The `timm_nf.pretrained` entry of `model_name.tag`, if registered (or given).
+        root: Checkout the files the entry names are read from (its study aggregate); None: this repository.
     """
     model_name: str
     tag: str
@@ -116,6 +117,7 @@ class Publication:
     hparams_text: str = ''
     hparams_source: str = ''
     registry_entry: Optional[PretrainedWeights] = None
+    root: Optional[Path] = None
 
     @property
     def name(self) -> str:
@@ -352,10 +354,13 @@ def architecture_differences(arch: str, model_args: Dict[str, Any]) -> List[str]
     return []
 
 
-def _check_target(arch: str, tag: str, repo_id: Optional[str], results: Optional[str],
-                  revision: str) -> Tuple[Optional[PretrainedWeights], str]:
-    """(registry entry of `arch.tag` or None, Hub repo id), both checked."""
-    entry = find_published(arch, tag) if tag else None
+def _check_target(arch: str, tag: str, repo_id: Optional[str], results: Optional[str], revision: str,
+                  entry: Optional[PretrainedWeights] = None) -> Tuple[Optional[PretrainedWeights], str]:
+    """(registry entry of `arch.tag` or None, Hub repo id), both checked; `entry` stands for the registry's."""
+    if entry is None:
+        entry = find_published(arch, tag) if tag else None
+    elif (entry.model, entry.tag) != (arch, tag):
+        raise PublishError(f'the registry entry given is {entry.name}, not {arch}.{tag}; give the entry of that tag')
     if tag:
         if not _is_timm_nf_model(arch):
             raise PublishError(f'{arch!r} is an architecture timm owns: publish its weights as an hf-hub: repo '
@@ -385,6 +390,8 @@ def prepare_publication(
         results: Optional[str] = None,
         hparams: Optional[str] = None,
         revision: str = '',
+        entry: Optional[PretrainedWeights] = None,
+        root: Optional[Path] = None,
 ) -> Publication:
     """Read and check everything a publication needs; nothing is written.
 
@@ -397,12 +404,15 @@ def prepare_publication(
         results: Validation results file (JSON / CSV of `train/validate.py`) of this checkpoint.
         hparams: The run's `args.yaml` (default: `args.yaml` next to the checkpoint).
         revision: Hub branch to publish to (default: main).
+        entry: The tag's entry, in place of `timm_nf.pretrained`'s: a tag not registered yet (a study row whose
+            grid has not finished) published into a scratch folder, with the card its registration will give.
+        root: Checkout the entry's files are read from (its study aggregate; default: this repository).
 
     Raises:
         PublishError: Any bad input, with a one-line message naming the problem and the fix.
     """
     arch, tag = _check_model_name(model, tag)
-    entry, repo_id = _check_target(arch, tag, repo_id, results, revision)
+    entry, repo_id = _check_target(arch, tag, repo_id, results, revision, entry)
 
     try:
         ckpt = load_checkpoint_file(checkpoint)
@@ -440,9 +450,11 @@ def prepare_publication(
 
     epoch = ckpt.get('epoch') if isinstance(ckpt.get('epoch'), int) else None
     default_hparams = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'args.yaml')
-    return _assemble(
+    pub = _assemble(
         arch, tag, repo_id, revision, entry, model_args, use_ema, row, run_args, state_dict, checkpoint,
         saved_arch, ckpt_sha, epoch, results or '', hparams, default_hparams)
+    pub.root = root
+    return pub
 
 
 def prepare_republication(
@@ -564,6 +576,8 @@ def _check_against_entry(
         problems.append(f'num_classes {net.num_classes} vs {entry.num_classes}')
     if dataset and dataset != entry.dataset:
         problems.append(f'dataset {dataset!r} vs {entry.dataset!r}')
+    if row and row.get('split') != entry.metrics_split:  # the card states the split of the entry's study numbers
+        problems.append(f"results split {row.get('split')!r} vs {entry.metrics_split!r}")
     for key, want in (('img_size', entry.input_size[-1]), ('crop_pct', entry.crop_pct),
                       ('interpolation', entry.interpolation), ('mean', tuple(entry.mean)),
                       ('std', tuple(entry.std))):

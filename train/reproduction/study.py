@@ -24,7 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from timm_nf.paper import DEEP_STUDY_ROWS, TABLE1, StudyRow, deep_study_rows, study_rows
+from timm_nf.paper import (
+    DEEP_STUDY_ROWS, RESNET20_SEEDS, RESNET20_TABLE1_SEEDS, TABLE1, StudyRow, deep_study_rows, resnet20_study_rows,
+    study_rows,
+)
 
 __all__ = [
     'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'STUDIES',
@@ -103,11 +106,6 @@ class StudyGroup:
         raise KeyError(depth)
 
 
-def _table2_and_nf(depth: int) -> Tuple[StudyRow, ...]:
-    """Table 2's ten rows and the NF-ResNet ReLU / CReLU pair (the NormProp3 extension stays at ResNet-56)."""
-    return tuple(r for r in study_rows(depth) if r.norm != 'NormProp3')
-
-
 _DIGITS = dict(dataset='digits', recipe='train/recipes/study_digits.yaml', seeds=(0, 1, 2),
                # The paper's initial lr 0.1 at batch 128, at the digits recipe's batch 32 by linear scaling.
                base_lr=0.025, target_top1=95.0, verdict_split='validation', eval_images=360, tag='digits')
@@ -118,10 +116,10 @@ STUDIES: Dict[str, StudyDefinition] = {s.name: s for s in (
     StudyDefinition('digits110', depth=110, rows=deep_study_rows(), table1_seeds=(0, 1, 2), chance_stop_epochs=None,
                     **_DIGITS),
     # The depth of the Fashion-MNIST study, so that a verdict that moves can be told apart as depth or data.
-    StudyDefinition('digits20', depth=20, rows=_table2_and_nf(20), table1_seeds=(0, 1, 2, 3, 4),
+    StudyDefinition('digits20', depth=20, rows=resnet20_study_rows(), table1_seeds=RESNET20_TABLE1_SEEDS,
                     chance_stop_epochs=8, **_DIGITS),
     StudyDefinition('fashion_mnist20', dataset='fashion_mnist', recipe='train/recipes/fashion_mnist.yaml', depth=20,
-                    rows=_table2_and_nf(20), seeds=(0, 1, 2), table1_seeds=(0, 1, 2, 3, 4), base_lr=0.1,
+                    rows=resnet20_study_rows(), seeds=RESNET20_SEEDS, table1_seeds=RESNET20_TABLE1_SEEDS, base_lr=0.1,
                     target_top1=85.0, verdict_split='test', eval_images=10000, chance_stop_epochs=3,
                     tag='fashion_mnist'),
 )}
