@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from script_helpers import REPO, assert_one_line_error, call_main, run_script
+from script_helpers import REPO, assert_one_line_error, call_main, load_script, run_script
 
 from timm.data import create_loader
 
@@ -227,7 +227,9 @@ def test_validate_refuses_download(gz_dir: Path, capsys):
 
 
 def test_train_one_epoch_then_validate_on_test(gz_dir: Path, tmp_path: Path):
-    """The recipe trains from the IDX files (no download) and validate.py reports on the test split."""
+    """The recipe trains from the IDX files (no download) and validate.py reports on the test split, as the
+    Fashion-MNIST study measures each run (`train/study.py`'s `measure_test`: the run's final weights, the files
+    the run trained from, into `test.json`)."""
     proc = run_script(TRAIN, _train_args(gz_dir, tmp_path / 'out'), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     exp = tmp_path / 'out' / 'exp'
@@ -235,14 +237,14 @@ def test_train_one_epoch_then_validate_on_test(gz_dir: Path, tmp_path: Path):
     assert '2 updates per epoch' in log  # 100 training images of the stratified subset, batch 50
     args = yaml.safe_load((exp / 'args.yaml').read_text())
     assert args['dataset'] == 'fashion_mnist' and args['img_size'] == 28 and args['crop_padding'] == 2
-    results_file = tmp_path / 'test.json'
-    proc = run_script(VALIDATE, ['--checkpoint', str(exp / 'last.pth.tar'), '--dataset', 'fashion_mnist',
-                                 '--data-dir', str(gz_dir), '--split', 'test', '--workers', '0',
-                                 '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    results = json.loads(results_file.read_text())
+    study = load_script(REPO / 'train' / 'study.py')
+    # --data-dir as the study passes it to train.py (after `--`): the test split must come from the same files
+    study.measure_test(study.GROUPS['fashion_mnist'].parts[0][1], exp, 1, extra=['--epochs', '1', '--data-dir',
+                                                                                str(gz_dir)])
+    results = json.loads((exp / 'test.json').read_text())
     assert results['split'] == 'test' and results['dataset'] == 'fashion_mnist' and results['num_images'] == 30
     assert results['model'] == 'crelu_resnet20' and results['img_size'] == 28 and 0 <= results['top1'] <= 100
+    assert not list(exp.glob('.test.json*'))  # written atomically
 
 
 # The real files of Debian's dataset-fashion-mnist.

@@ -95,7 +95,7 @@ def _train(cmd: List[str], out: Path, env: Dict[str, str], pin, chance_stop_epoc
             raise
 
 
-def measure_test(study: StudyDefinition, out: Path, threads: int) -> None:
+def measure_test(study: StudyDefinition, out: Path, threads: int, extra: Sequence[str] = ()) -> None:
     """validate.py on the test split of the run's final weights, into `test.json` (once; skipped for a dataset
     without a test split). The final weights, not `model_best`: nothing is chosen on test, and `model_best` is
     chosen on validation, which the test number must not depend on."""
@@ -103,6 +103,9 @@ def measure_test(study: StudyDefinition, out: Path, threads: int) -> None:
         return
     tmp = out / '.test.json.tmp'
     cmd = validate_command(tmp, '--checkpoint', str(out / 'last.pth.tar'), dataset=study.dataset, split='test')
+    # The files the run trained from: train.py's --data-dir among the extra flags (args.yaml leaves out a folder
+    # outside the repository), else the dataset's default location.
+    cmd += [a for i, a in enumerate(extra) if a.startswith('--data-dir') or (i and extra[i - 1] == '--data-dir')]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -138,7 +141,7 @@ def run_one(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path
             done.update(status=status, reason=reason)
             atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
     if done['status'] == 'trained':
-        measure_test(study, out, threads)
+        measure_test(study, out, threads, extra)
     return done
 
 
