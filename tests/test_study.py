@@ -176,7 +176,8 @@ def test_committed_docs_are_what_the_committed_runs_give():
     proc = run_script(STUDY, ['report', '--check'], cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = load_results()
-    assert results['complete'] and results['deep']['complete']  # every seed of every row, at both depths
+    # every seed of every row, at all three depths
+    assert results['complete'] and results['deep']['complete'] and results['depth20']['complete']
     assert results == collect_all(RESULTS_FILE.parent / 'runs')
 
 
