@@ -1,15 +1,23 @@
 """Helpers shared by the tests of the scripts in train/ and hub/: environments, in-process runs, error checks."""
+import contextlib
+import fcntl
 import importlib.util
+import io
 import logging
 import os
+import pickle
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List
+from typing import Callable, Dict, List, TypeVar
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar('T')
 
 # A path starting at a machine's top-level folder for work, temporary files or home directories (issue 17's pattern);
 # not preceded by a name character, so that `output/tmp/x` or `a.tmp/` do not count.
@@ -43,18 +51,63 @@ def load_script(path: Path) -> ModuleType:
     return module
 
 
-def call_main(script: Path, args: List[str], capsys) -> subprocess.CompletedProcess:
-    """A script's main() in this process: bad-input checks need no fresh interpreter (about 4 s saved each)."""
+def _main_in_process(script: Path, args: List[str]) -> int:
+    """`script`'s main(args) in this process; its exit status."""
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:
-        rc = load_script(script).main(args)
+        return load_script(script).main(args)
+    except SystemExit as e:  # argparse's errors: the status the script's process would exit with
+        return e.code
     finally:
         for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
             if handler not in handlers:
                 root.removeHandler(handler)
+
+
+def call_main(script: Path, args: List[str], capsys) -> subprocess.CompletedProcess:
+    """A script's main() in this process: runs that need no fresh interpreter (no environment read at import, no
+    real exit status) save its start, about 5 s of CPU each (importing timm)."""
+    rc = _main_in_process(script, args)
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, rc, captured.out, captured.err)
+
+
+def run_main(script: Path, args: List[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`call_main` for module fixtures, which have no capsys: output caught by swapping sys.stdout and sys.stderr,
+    run from `cwd` as `run_script` runs it."""
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = _main_in_process(script, args)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+
+
+def shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str, produce: Callable[[Path], T]) -> T:
+    """`produce(folder)` once per test session, for module fixtures that run scripts.
+
+    xdist runs a module fixture once in each worker that runs one of its tests, and spreads a module's tests over
+    both workers of `pytest -n 2`: the expensive ones ran twice. Here the first worker to ask runs `produce` in a
+    folder of the session's temporary folder, which the workers share, and a worker asking meanwhile waits for its
+    result (a file lock) instead of computing it again. The result must pickle; its files must be left unchanged.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # each worker's folder is in the session's
+    folder, result = base / f'shared-{name}', base / f'shared-{name}.pickle'
+    with open(base / f'shared-{name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if result.exists():
+            return pickle.loads(result.read_bytes())
+        shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+        folder.mkdir()
+        value = produce(folder)
+        result.write_bytes(pickle.dumps(value))
+        return value
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *phrases: str) -> str:

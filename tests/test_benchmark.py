@@ -1,25 +1,32 @@
-"""train/benchmark.py runs and reports (behaviour only: timings depend on the machine and are not asserted)."""
+"""train/benchmark.py runs and reports (behaviour only: timings depend on the machine and are not asserted).
+
+Its main() runs in the test's process (`call`), where nothing needs a fresh interpreter: the peak memory is measured
+in subprocesses by the benchmark itself. One bad-variant run is a real process, for the exit status."""
 import csv
 import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_helpers import REPO, call_main
+
+BENCHMARK = REPO / 'train' / 'benchmark.py'
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / 'train' / 'benchmark.py'), *args], capture_output=True,
-                          text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, str(BENCHMARK), *args], capture_output=True, text=True, cwd=REPO)
 
 
-def test_compare_writes_results_with_memory(tmp_path):
+def call(capsys, *args: str) -> subprocess.CompletedProcess:
+    return call_main(BENCHMARK, list(args), capsys)
+
+
+def test_compare_writes_results_with_memory(tmp_path, capsys):
     out_file = tmp_path / 'bench.json'
     # --memory measures each model in a fresh process per round: two models at 16 px keep that to 8 processes
-    res = run('--bench', 'both', '--compare', 'nf_resnet20', 'nf_resnet20@fold', '--img-size', '16',
-              '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '2', '--memory', '--threads', '1',
-              '--results-file', str(out_file))
+    res = call(capsys, '--bench', 'both', '--compare', 'nf_resnet20', 'nf_resnet20@fold', '--img-size', '16',
+               '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '2', '--memory', '--threads', '1',
+               '--results-file', str(out_file))
     assert res.returncode == 0, res.stderr
     rows = json.loads(out_file.read_text())
     assert [(r['model'], r['bench']) for r in rows] == [
@@ -31,19 +38,20 @@ def test_compare_writes_results_with_memory(tmp_path):
     assert 'peak RSS MB' in res.stdout and all(r['peak_cuda_mb'] is None for r in rows)  # host memory on CPU
 
 
-def test_single_model_csv(tmp_path):
+def test_single_model_csv(tmp_path, capsys):
     out_file = tmp_path / 'bench.csv'
-    res = run('--model', 'cfg/nf_resnet50_timm', '--img-size', '32', '--num-warm-iter', '1', '--num-bench-iter', '1',
-              '--rounds', '1', '--reparam', '--results-file', str(out_file))
+    res = call(capsys, '--model', 'cfg/nf_resnet50_timm', '--img-size', '32', '--num-warm-iter', '1',
+               '--num-bench-iter', '1', '--rounds', '1', '--reparam', '--results-file', str(out_file))
     assert res.returncode == 0, res.stderr
     header, row = out_file.read_text().splitlines()[:2]
     assert header.startswith('model,bench,batch_size') and row.startswith('cfg/nf_resnet50_timm@fold,infer,1,32')
 
 
-def test_bad_variant_is_a_clear_error():
-    # @nocache named the eval-mode weight cache, removed: there is nothing left to switch off.
-    for variant in ('fast', 'nocache'):
-        res = run('--model', f'nf_resnet20@{variant}', '--rounds', '1')
+def test_bad_variant_is_a_clear_error(capsys):
+    # @nocache named the eval-mode weight cache, removed: there is nothing left to switch off. The first is a real
+    # process (its exit status), the second runs in this one.
+    for variant, start in (('fast', run), ('nocache', lambda *a: call(capsys, *a))):
+        res = start('--model', f'nf_resnet20@{variant}', '--rounds', '1')
         assert res.returncode == 2
         assert f'unknown variant @{variant}' in res.stderr and '@fold' in res.stderr
 
@@ -58,12 +66,13 @@ def test_peak_memory_is_per_process():
     assert big > small + 100
 
 
-def test_paired_ratios_are_per_round(tmp_path):
+def test_paired_ratios_are_per_round(tmp_path, capsys):
     out_file = tmp_path / 'bench.csv'
-    res = run('--compare', 'nf_resnet20', 'nf_resnet20@fold', '--num-warm-iter', '1', '--num-bench-iter', '1',
-              '--rounds', '3', '--threads', '1', '--results-file', str(out_file))
+    res = call(capsys, '--compare', 'nf_resnet20', 'nf_resnet20@fold', '--num-warm-iter', '1', '--num-bench-iter',
+               '1', '--rounds', '3', '--threads', '1', '--results-file', str(out_file))
     assert res.returncode == 0, res.stderr
-    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20', 'nf_resnet20@fold', 'absent', 'nf_resnet20')
+    res = call(capsys, '--markdown', str(out_file), '--paired', 'nf_resnet20', 'nf_resnet20@fold', 'absent',
+               'nf_resnet20')
     assert res.returncode == 0, res.stderr
     with open(out_file, newline='') as f:
         rounds = {r['model']: [float(t) for t in r['step_ms_all'].split()] for r in csv.DictReader(f)}
@@ -72,5 +81,5 @@ def test_paired_ratios_are_per_round(tmp_path):
     assert lines == [f'- `nf_resnet20` / `nf_resnet20@fold` (infer): {ratios[1]:.3f} '
                      f'(quartiles {statistics.quantiles(ratios, n=4, method="inclusive")[0]:.2f}-'
                      f'{statistics.quantiles(ratios, n=4, method="inclusive")[2]:.2f}, 3 rounds)']
-    res = run('--markdown', str(out_file), '--paired', 'nf_resnet20')
+    res = call(capsys, '--markdown', str(out_file), '--paired', 'nf_resnet20')
     assert res.returncode == 2 and '--paired takes pairs' in res.stderr

@@ -154,9 +154,9 @@ def test_a_warmup_epoch_at_1e5_leaves_a_momentum_buffer_that_multiplies_the_firs
     assert max(warm['losses']) > max(fresh['losses'])
 
 
-def test_design_tables_are_what_the_committed_probe_csvs_give():
-    from script_helpers import REPO, run_script
-    proc = run_script(REPO / 'train' / 'probe.py', ['report', '--check'], cwd=REPO)
+def test_design_tables_are_what_the_committed_probe_csvs_give(capsys):
+    from script_helpers import REPO, call_main
+    proc = call_main(REPO / 'train' / 'probe.py', ['report', '--check'], capsys)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -170,9 +170,10 @@ def test_probe_run_reports_init_scale_nan_and_accuracy():
     assert 0 < row['logit_std_init'] < 10 and row['nan_step'] == '' and row['val_top1'] > 10
 
 
-def test_probe_warmup_runs_the_command_and_records_each_seed(tmp_path):
-    """The warmup probe with this project's train.py (timm's takes the same flags), shortened for the test."""
-    from script_helpers import REPO, run_script
+def test_probe_warmup_runs_the_command_and_records_each_seed(tmp_path, capsys, monkeypatch):
+    """The warmup probe with this project's train.py (timm's takes the same flags), shortened for the test. The
+    probe's main() runs in this process (from the test's folder); the training it starts is a real train.py process."""
+    from script_helpers import REPO, call_main
     from timm_nf.data.digits import export_image_folder
     from train.reproduction.probe import read_probe_csv
     counts = export_image_folder(str(tmp_path / 'digits'))
@@ -185,13 +186,14 @@ def test_probe_warmup_runs_the_command_and_records_each_seed(tmp_path):
     args = ['warmup', '--train-script', str(REPO / 'train' / 'train.py'), '--model', 'crelu_resnet20', '--seeds', '0',
             '--data-dir', str(tmp_path / 'digits'), '--out', str(out), '--csv', str(table), '--',
             '--epochs', '2', '--workers', '0']
-    proc = run_script(REPO / 'train' / 'probe.py', args, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = call_main(REPO / 'train' / 'probe.py', args, capsys)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_probe_csv(str(table))
     # extra flags change the run, so they are part of the variant's label
     assert [(r['variant'], r['seed']) for r in rows] == [('crelu_resnet20 --epochs 2 --workers 0', '0')]
     assert '--warmup-epochs 1' in (out / 'seed0.log').read_text().splitlines()[0]
-    again = run_script(REPO / 'train' / 'probe.py', args, cwd=tmp_path)  # recorded seeds are not rerun
+    again = call_main(REPO / 'train' / 'probe.py', args, capsys)  # recorded seeds are not rerun
     assert again.returncode == 0 and len(read_probe_csv(str(table))) == 1
 
 

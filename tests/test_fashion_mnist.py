@@ -285,17 +285,19 @@ def test_real_files_recipe_subset_and_its_mean_std():
     assert recipe['mean'] == [round(pixels.mean(), 4)] * 3 and recipe['std'] == [round(pixels.std(), 4)] * 3
 
 
-def test_real_files_train_and_validate_test_split(tmp_path: Path):
-    """train.py on the package's files without --data-dir (nothing downloaded), validate.py on the test split."""
+def test_real_files_train_and_validate_test_split(tmp_path: Path, capsys, monkeypatch):
+    """train.py on the package's files without --data-dir (nothing downloaded), validate.py on the test split (its
+    main() in this process, run from the test's folder, where a download would land)."""
     real_files()
     proc = run_script(TRAIN, ['--config', str(RECIPE), '--train-num-samples', '100', '--val-num-samples', '50',
                               '-b', '50', '--epochs', '1', '--device', 'cpu', '--output', str(tmp_path / 'out'),
                               '--experiment', 'exp'], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     results_file = tmp_path / 'test.json'
-    proc = run_script(VALIDATE, ['--checkpoint', str(tmp_path / 'out' / 'exp' / 'last.pth.tar'), '--dataset',
-                                 'fashion_mnist', '--split', 'test', '--num-samples', '500', '--workers', '0',
-                                 '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = call_main(VALIDATE, ['--checkpoint', str(tmp_path / 'out' / 'exp' / 'last.pth.tar'), '--dataset',
+                                'fashion_mnist', '--split', 'test', '--num-samples', '500', '--workers', '0',
+                                '--results-file', str(results_file), '--results-format', 'json'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(results_file.read_text())
     assert results['split'] == 'test' and results['num_images'] == 500

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 import safetensors
@@ -28,7 +28,9 @@ from hub.publishing import (
 )
 from hub.publishing.model_cards import FAMILIES, our_models
 from timm_nf.pretrained import PUBLISHED, NoPretrainedWeightsError, find_published
-from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, script_env
+from script_helpers import (
+    REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_main, script_env, shared_by_workers,
+)
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -40,8 +42,10 @@ TINY = ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b
 
 
 # A Hub endpoint on loopback that accepts every connection and drops it at once: unreachable the way a refused port
-# is, but without huggingface_hub's retry backoff (about 24 s per request against a refused port). Parametrized
-# environments name it as UNREACHABLE and `hub_env` puts in its address.
+# is, at half the wait. huggingface_hub retries either with backoff (about 23 s of sleep); against a refused port
+# timm's lookup then does the same for its second file name, against a dropped connection it stops (measured with
+# huggingface_hub 2.4.0, `validate.py --pretrained` of a tag: 58 s against 23 s). Parametrized environments name it
+# as UNREACHABLE and `hub_env` puts in its address.
 UNREACHABLE = 'http://unreachable.invalid'
 
 
@@ -70,8 +74,26 @@ def hub_env(env: Dict[str, str], dropping_hub: str) -> Dict[str, str]:
 
 
 def run(args: List[str], cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=script_env(**env), capture_output=True, text=True,
-                          timeout=timeout)
+    return run_together(cwd, (args, env), timeout=timeout)[0]
+
+
+def run_together(cwd: Path, *commands: Tuple[List[str], Dict[str, str]],
+                 timeout: float = 240) -> List[subprocess.CompletedProcess]:
+    """`python args...` with `script_env(**env)` for each (args, env), all started at once: the ~23 s backoff sleeps
+    of runs against an unreachable Hub overlap instead of adding up."""
+    procs = [subprocess.Popen([sys.executable, *args], cwd=cwd, env=script_env(**env), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args, env in commands]
+    try:
+        done = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return done
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def publish(args: List[str], capsys) -> subprocess.CompletedProcess:
@@ -83,13 +105,15 @@ def snapshot(folder: Path) -> Dict[str, str]:
 
 
 def _train_and_validate(root: Path, extra_train: List[str], extra_val: List[str]) -> Dict[str, Path]:
-    proc = run([str(TRAIN), *TINY, *extra_train, '--output', str(root), '--experiment', 'run'], cwd=root)
+    """train.py and validate.py in this process (`run_main`): what they write is the input here, and real processes
+    of both run in tests/test_train.py and below."""
+    proc = run_main(TRAIN, [*TINY, *extra_train, '--output', str(root), '--experiment', 'run'], cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = root / 'run' / 'last.pth.tar'
     results = root / 'results.json'
-    proc = run([str(VALIDATE), '--checkpoint', str(ckpt), '--dataset', 'digits', '--num-samples', '64', '--workers',
-                '0', '--device', 'cpu', '--results-file', str(results), '--results-format', 'json', *extra_val],
-               cwd=root)
+    proc = run_main(VALIDATE, ['--checkpoint', str(ckpt), '--dataset', 'digits', '--num-samples', '64', '--workers',
+                               '0', '--device', 'cpu', '--results-file', str(results), '--results-format', 'json',
+                               *extra_val], cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(checkpoint=ckpt, results=results, args=root / 'run' / 'args.yaml')
 
@@ -97,23 +121,25 @@ def _train_and_validate(root: Path, extra_train: List[str], extra_val: List[str]
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory) -> Dict[str, Path]:
     """crelu_resnet20 with its defaults, trained for 3 steps on digits and validated."""
-    return _train_and_validate(tmp_path_factory.mktemp('tiny'), [], [])
+    return shared_by_workers(tmp_path_factory, 'tiny_run', lambda root: _train_and_validate(root, [], []))
 
 
 @pytest.fixture(scope='module')
 def variant_run(tmp_path_factory) -> Dict[str, Path]:
     """A keyword variant (act_layer=relu) with EMA weights, validated with them."""
-    return _train_and_validate(tmp_path_factory.mktemp('variant'),
-                               ['--model-kwargs', 'act_layer=relu', '--model-ema'], ['--use-ema'])
+    return shared_by_workers(tmp_path_factory, 'variant_run', lambda root: _train_and_validate(
+        root, ['--model-kwargs', 'act_layer=relu', '--model-ema'], ['--use-ema']))
 
 
 @pytest.fixture(scope='module')
 def tag_folder(tiny_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp('pub') / 'crelu_resnet20.digits'
-    proc = run([str(PUBLISH), '--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag',
-                'digits', '--results', str(tiny_run['results']), '--out', str(out)], cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    def publish_tiny_run(root: Path) -> Path:
+        out = root / 'crelu_resnet20.digits'
+        proc = run_main(PUBLISH, ['--checkpoint', str(tiny_run['checkpoint']), '--model', 'crelu_resnet20', '--tag',
+                                  'digits', '--results', str(tiny_run['results']), '--out', str(out)], cwd=root)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return out
+    return shared_by_workers(tmp_path_factory, 'tag_folder', publish_tiny_run)
 
 
 def _ckpt_state(path: Path, key: str = 'state_dict') -> Dict[str, torch.Tensor]:
@@ -490,17 +516,34 @@ def test_committed_card_says_how_to_install_where_the_weights_are_and_what_each_
         assert dict(seeds.top1)[seeds.chosen] == pytest.approx(row['top1'], abs=0.01)
 
 
-@pytest.mark.parametrize('entry', [e for e in PUBLISHED if e.dataset == 'digits'], ids=lambda e: e.name)
-def test_committed_weights_reproduce_their_results_offline(entry, tmp_path: Path):
+DIGITS_TAGS = [e for e in PUBLISHED if e.dataset == 'digits']
+
+
+@pytest.fixture(scope='module')
+def committed_weights_validated(tmp_path_factory) -> Tuple[Dict[str, dict], str]:
+    """Every digits tag, loaded offline from a Hub cache of the committed folders, validated by one train/validate.py
+    process given the file of their names (each model validated as alone: validate.py's list mode calls the same
+    validate_one per name): one interpreter start instead of one per tag (about 5 s each)."""
+    def validate_all(tmp: Path) -> Tuple[Dict[str, dict], str]:
+        cache = tmp / 'hf-cache'
+        for entry in DIGITS_TAGS:
+            install_in_hf_cache(str(REPO / entry.published), entry.hub_id, str(cache))
+        names, out = tmp / 'tags.txt', tmp / 'r.json'
+        names.write_text(''.join(f'{e.name}\n' for e in DIGITS_TAGS))
+        proc = run([str(VALIDATE), '--model', str(names), '--pretrained', '--dataset', 'digits', '--workers', '0',
+                    '--device', 'cpu', '--results-file', str(out), '--results-format', 'json'], cwd=tmp, timeout=600,
+                   HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(cache), HF_HOME=str(cache))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return {row['model']: row for row in json.loads(out.read_text())}, proc.stderr
+    return shared_by_workers(tmp_path_factory, 'committed_weights', validate_all)
+
+
+@pytest.mark.parametrize('entry', DIGITS_TAGS, ids=lambda e: e.name)
+def test_committed_weights_reproduce_their_results_offline(entry, committed_weights_validated):
     """The tag, loaded offline from a Hub cache of the committed folder, validates to the committed top-1."""
-    cache = tmp_path / 'hf-cache'
-    install_in_hf_cache(str(REPO / entry.published), entry.hub_id, str(cache))
-    out = tmp_path / 'r.json'
-    proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0',
-                '--device', 'cpu', '--results-file', str(out), '--results-format', 'json'], cwd=tmp_path,
-               HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(cache), HF_HOME=str(cache))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    measured, committed = json.loads(out.read_text()), entry_results(entry)
+    rows, log = committed_weights_validated
+    assert entry.name in rows, log[-3000:]  # list mode logs a model that failed and goes on with the others
+    measured, committed = rows[entry.name], entry_results(entry)
     assert (measured['top1'], measured['top5'], measured['num_images']) == (
         committed['top1'], committed['top5'], committed['num_images'])
 
@@ -574,18 +617,17 @@ def test_bare_name_with_pretrained_names_the_tags_that_have_weights(capsys):
 @pytest.mark.parametrize('env', [dict(HF_HUB_OFFLINE='1'), dict(HF_ENDPOINT=UNREACHABLE)],
                          ids=['offline', 'unreachable'])
 def test_unreachable_tag_is_one_line_naming_tag_repo_and_local_folder(env, tmp_path: Path, dropping_hub):
-    env = hub_env(env, dropping_hub)
+    env = dict(hub_env(env, dropping_hub), HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'))
     entry = find_published('crelu_resnet56_relu', 'digits')
-    proc = run([str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0'],
-               cwd=tmp_path, HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'), **env)
-    # the folder relative to a clone's root: the installed package cannot know where a clone is
-    assert_one_line_error(proc, entry.name, entry.hub_id, f"'local-dir:{entry.published}'")
     code = (f"import timm, timm_nf\ntry:\n    timm.create_model('{entry.name}', pretrained=True)\n"
             "except timm_nf.pretrained.WeightsUnavailableError as e:\n    print('caught', e)\n")
+    validate = [str(VALIDATE), '--model', entry.name, '--pretrained', '--dataset', 'digits', '--workers', '0']
+    script, api = run_together(tmp_path, (validate, env), (['-c', code], env))
+    # the folder relative to a clone's root: the installed package cannot know where a clone is
+    assert_one_line_error(script, entry.name, entry.hub_id, f"'local-dir:{entry.published}'")
     # the same through the Python API, for each way the Hub is out of reach (a dropped connection is the HTTP
     # client's transport error, not an OSError)
-    proc = run(['-c', code], cwd=tmp_path, HF_HUB_CACHE=str(tmp_path / 'empty'), HF_HOME=str(tmp_path / 'h'), **env)
-    assert proc.stdout.startswith('caught the weights of crelu_resnet56_relu.digits'), proc.stdout + proc.stderr
+    assert api.stdout.startswith('caught the weights of crelu_resnet56_relu.digits'), api.stdout + api.stderr
 
 
 def _folder_lines(stdout: str) -> Dict[str, str]:
@@ -653,10 +695,11 @@ def test_publish_all_dry_run_names_the_repos_the_hub_lacks(tmp_path: Path):
 
 def test_publish_all_push_without_token_is_one_line_and_uploads_nothing(tmp_path: Path, dropping_hub):
     before = {e.name: snapshot(REPO / e.published) for e in PUBLISHED}
-    proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'))
-    assert_one_line_error(proc, 'no Hugging Face token', 'nothing was uploaded')
-    proc = run([str(PUBLISH), '--all', '--push'], cwd=tmp_path, HF_HOME=str(tmp_path / 'hf-home'),
-               HF_ENDPOINT=dropping_hub, HF_TOKEN='hf_notARealTokenButSecret123')
+    home = dict(HF_HOME=str(tmp_path / 'hf-home'))
+    push = [str(PUBLISH), '--all', '--push']
+    no_token, proc = run_together(
+        tmp_path, (push, home), (push, dict(home, HF_ENDPOINT=dropping_hub, HF_TOKEN='hf_notARealTokenButSecret123')))
+    assert_one_line_error(no_token, 'no Hugging Face token', 'nothing was uploaded')
     assert_one_line_error(proc, 'cannot compare', 'retry with')
     assert 'hf_notARealTokenButSecret123' not in proc.stdout + proc.stderr
     assert {e.name: snapshot(REPO / e.published) for e in PUBLISHED} == before

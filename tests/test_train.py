@@ -1,7 +1,10 @@
 """train/train.py end to end: real subprocesses (and torchrun), real files, the embedded digits data.
 
 Every run is tiny (32x32 digits subsets, a few steps, one thread) so the file stays well under a few minutes
-on 2 CPU cores.
+on 2 CPU cores. Runs whose property needs no fresh interpreter call the script's main() in the test's process, from
+the test's folder (`call_train`): that saves an interpreter start, about 5 s of CPU, each. Real processes stay where
+the process is the point: the shared finished run (`trained`), kill and resume, torchrun, exit statuses, and
+`--deterministic` (it sets torch's process-wide flag).
 """
 import csv
 import hashlib
@@ -16,7 +19,9 @@ from typing import List
 import pytest
 import torch
 import yaml
-from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script, script_env
+from script_helpers import (
+    REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script, script_env, shared_by_workers,
+)
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -50,11 +55,12 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory) -> Path:
     """One finished 2-epoch crelu_resnet20 digits experiment, shared by the read-only tests below."""
-    out = tmp_path_factory.mktemp('trained')
-    proc = run_train([*FAST, '--model', 'crelu_resnet20', '--epochs', '2', '--checkpoint-hist', '1',
-                      '--output', str(out), '--experiment', 'exp'], cwd=out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out / 'exp'
+    def train(out: Path) -> Path:
+        proc = run_train([*FAST, '--model', 'crelu_resnet20', '--epochs', '2', '--checkpoint-hist', '1',
+                          '--output', str(out), '--experiment', 'exp'], cwd=out)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return out / 'exp'
+    return shared_by_workers(tmp_path_factory, 'trained', train)
 
 
 def test_outputs(trained: Path):
@@ -96,12 +102,13 @@ def test_config_file_and_command_line_override(tmp_path: Path):
     assert args['model'] == 'crelu_resnet20'  # from the file
 
 
-def test_args_yaml_names_files_relative_to_the_repository(tmp_path: Path):
+def test_args_yaml_names_files_relative_to_the_repository(tmp_path: Path, capsys, monkeypatch):
     """args.yaml and the checkpoints' `args` record the recipe relative to the repository and leave out the output
     folder, which lies elsewhere on this machine: nothing in them names this checkout or the temporary folder."""
     recipe = REPO / 'train' / 'recipes' / 'digits.yaml'
-    proc = run_train(['--config', str(recipe), *FAST, '--epochs', '1', '--output', str(tmp_path), '--experiment',
-                      'paths', '--resume', 'auto'], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = call_train(['--config', str(recipe), *FAST, '--epochs', '1', '--output', str(tmp_path), '--experiment',
+                       'paths', '--resume', 'auto'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = (tmp_path / 'paths' / 'args.yaml').read_text()
     args = yaml.safe_load(text)
@@ -118,21 +125,23 @@ FAMILY_MODELS = ['crelu_resnet20', 'normprop_resnet20', 'nf_resnet20', 'crelu_re
 
 
 @pytest.mark.parametrize('model', FAMILY_MODELS)
-def test_train_steps_per_family(model: str, tmp_path: Path):
-    proc = run_train([*FAST, '--model', model, '--epochs', '1', '--train-num-samples', '64', '--val-num-samples',
-                      '32', '--output', str(tmp_path), '--experiment', 'run'], cwd=tmp_path)
+def test_train_steps_per_family(model: str, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = call_train([*FAST, '--model', model, '--epochs', '1', '--train-num-samples', '64', '--val-num-samples',
+                       '32', '--output', str(tmp_path), '--experiment', 'run'], capsys)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     rows = read_summary(tmp_path / 'run' / 'summary.csv')
     assert len(rows) == 1
     assert all(float(rows[0][k]) == float(rows[0][k]) for k in ('train_loss', 'eval_loss'))  # not NaN
 
 
-def test_mixup_ema_agc_drop_path(tmp_path: Path):
+def test_mixup_ema_agc_drop_path(tmp_path: Path, capsys, monkeypatch):
     """The NF-RegNet recipe's machinery (mixup/cutmix, smoothing, EMA, drop path) plus AGC, for a few steps."""
-    proc = run_train([*FAST, '--model', 'nf_resnet20', '--epochs', '1', '--mixup', '0.2', '--cutmix', '1.0',
-                      '--mixup-mode', 'elem', '--smoothing', '0.1', '--model-ema', '--model-ema-decay', '0.9',
-                      '--drop-path', '0.1', '--clip-grad', '0.01', '--clip-mode', 'agc', '--sched-on-updates',
-                      '--output', str(tmp_path), '--experiment', 'mix'], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = call_train([*FAST, '--model', 'nf_resnet20', '--epochs', '1', '--mixup', '0.2', '--cutmix', '1.0',
+                       '--mixup-mode', 'elem', '--smoothing', '0.1', '--model-ema', '--model-ema-decay', '0.9',
+                       '--drop-path', '0.1', '--clip-grad', '0.01', '--clip-mode', 'agc', '--sched-on-updates',
+                       '--output', str(tmp_path), '--experiment', 'mix'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'Test (EMA)' in proc.stderr
     checkpoint = torch.load(tmp_path / 'mix' / 'last.pth.tar', map_location='cpu', weights_only=True)
@@ -195,14 +204,15 @@ def test_torchrun_two_processes_gloo(tmp_path: Path):
 def ddp_compiled(tmp_path_factory):
     """Two gloo processes training a depth-8 net with torch.compile, evaluating 33 images: the distributed sampler
     pads rank 1 with a second copy of image 0 to even the ranks out."""
-    out = tmp_path_factory.mktemp('ddp_compiled')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(TRAIN), *FAST,
-           '--model', 'crelu_resnet20', '--model-kwargs', 'depth=8', '--img-size', '16', '--train-num-samples', '64',
-           '--val-num-samples', '33', '--epochs', '1', '--torchcompile', 'aot_eager', '--output', str(out),
-           '--experiment', 'exp']
-    proc = subprocess.run(cmd, cwd=out, env=script_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc, out / 'exp'
+    def train(out: Path):
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(TRAIN), *FAST,
+               '--model', 'crelu_resnet20', '--model-kwargs', 'depth=8', '--img-size', '16', '--train-num-samples',
+               '64', '--val-num-samples', '33', '--epochs', '1', '--torchcompile', 'aot_eager', '--output', str(out),
+               '--experiment', 'exp']
+        proc = subprocess.run(cmd, cwd=out, env=script_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        return proc, out / 'exp'
+    return shared_by_workers(tmp_path_factory, 'ddp_compiled', train)
 
 
 def test_torchcompile_after_ddp_wrap(ddp_compiled):

@@ -1,9 +1,12 @@
-"""train/validate.py end to end: a tiny image folder made here, a digits checkpoint, results files, bad input."""
+"""train/validate.py end to end: a tiny image folder made here, a digits checkpoint, results files, bad input.
+
+Its main() runs in the test's process (`call_validate`): none of these runs depends on a fresh interpreter, and each
+saves one's start (about 5 s of CPU). Real validate.py processes run in tests/test_hub.py, where the environment they
+start with matters (offline Hub caches, an unreachable Hub), the error's exit status included."""
 import csv
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import List
 
@@ -11,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from script_helpers import REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script
+from script_helpers import (
+    REPO, assert_no_machine_paths, assert_one_line_error, call_main, run_script, shared_by_workers,
+)
 
 TRAIN = REPO / 'train' / 'train.py'
 VALIDATE = REPO / 'train' / 'validate.py'
@@ -30,13 +35,14 @@ def call_validate(args: List[str], capsys) -> subprocess.CompletedProcess:
 @pytest.fixture(scope='module')
 def digits_checkpoint(tmp_path_factory) -> Path:
     """A crelu_resnet20 trained for one epoch on 512 digits (a few seconds), evaluated on the full split."""
-    out = tmp_path_factory.mktemp('digits')
-    proc = run(TRAIN, ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b', '64',
-                       '--train-num-samples', '512',
-                       '--warmup-epochs', '0', '--lr', '0.1', '--train-crop-mode', 'pad', '--hflip', '0',
-                       '--workers', '0', '--device', 'cpu', '--output', str(out), '--experiment', 'd'], cwd=out)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return out / 'd' / 'last.pth.tar'
+    def train(out: Path) -> Path:
+        proc = run(TRAIN, ['--dataset', 'digits', '--model', 'crelu_resnet20', '--epochs', '1', '-b', '64',
+                           '--train-num-samples', '512',
+                           '--warmup-epochs', '0', '--lr', '0.1', '--train-crop-mode', 'pad', '--hflip', '0',
+                           '--workers', '0', '--device', 'cpu', '--output', str(out), '--experiment', 'd'], cwd=out)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return out / 'd' / 'last.pth.tar'
+    return shared_by_workers(tmp_path_factory, 'digits_checkpoint', train)
 
 
 @pytest.fixture(scope='module')
@@ -63,10 +69,10 @@ def folder_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_digits_checkpoint_matches_training_eval(digits_checkpoint: Path, tmp_path: Path):
+def test_digits_checkpoint_matches_training_eval(digits_checkpoint: Path, tmp_path: Path, capsys):
     results_file = tmp_path / 'r.json'
-    proc = run(VALIDATE, ['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
-                          '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
+    proc = call_validate(['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
+                          '--results-file', str(results_file), '--results-format', 'json'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(results_file.read_text())
     assert isinstance(results, dict)  # one model: an object
@@ -87,12 +93,12 @@ def test_digits_checkpoint_matches_training_eval(digits_checkpoint: Path, tmp_pa
     assert json.loads(proc.stdout.split('--result\n', 1)[1]) == results
 
 
-def test_image_folder_csv(image_folder: Path, folder_checkpoint: Path, tmp_path: Path):
+def test_image_folder_csv(image_folder: Path, folder_checkpoint: Path, tmp_path: Path, capsys):
     results_file = tmp_path / 'r.csv'
-    proc = run(VALIDATE, ['--model', 'crelu_resnet20', '--checkpoint', str(folder_checkpoint), '--num-classes', '3',
+    proc = call_validate(['--model', 'crelu_resnet20', '--checkpoint', str(folder_checkpoint), '--num-classes', '3',
                           '--data-dir', str(image_folder), '--split', 'validation', '--img-size', '32',
                           '--crop-pct', '0.875', '--interpolation', 'bicubic', '-b', '5', '--workers', '0',
-                          '--channels-last', '--results-file', str(results_file)], cwd=tmp_path)
+                          '--channels-last', '--results-file', str(results_file)], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(results_file, newline='') as f:
         rows = list(csv.DictReader(f))
@@ -106,15 +112,15 @@ def test_image_folder_csv(image_folder: Path, folder_checkpoint: Path, tmp_path:
     assert 0 <= float(row['top1']) <= 100 and float(row['top5']) == 100.0  # 3 classes: top-5 covers all
 
 
-def test_checkpoint_directory_json_list(image_folder: Path, folder_checkpoint: Path, tmp_path: Path):
+def test_checkpoint_directory_json_list(image_folder: Path, folder_checkpoint: Path, tmp_path: Path, capsys):
     ckpt_dir = tmp_path / 'ckpts'
     ckpt_dir.mkdir()
     for name in ('a.pth', 'b.pth'):
         (ckpt_dir / name).write_bytes(folder_checkpoint.read_bytes())
     results_file = tmp_path / 'r.json'
-    proc = run(VALIDATE, ['--model', 'crelu_resnet20', '--checkpoint', str(ckpt_dir), '--num-classes', '3',
+    proc = call_validate(['--model', 'crelu_resnet20', '--checkpoint', str(ckpt_dir), '--num-classes', '3',
                           '--data-dir', str(image_folder), '--img-size', '32', '-b', '6', '--workers', '0',
-                          '--results-file', str(results_file), '--results-format', 'json'], cwd=tmp_path)
+                          '--results-file', str(results_file), '--results-format', 'json'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(results_file.read_text())
     # Both files outside the repository: named by sha256 only (the same bytes), never by their place on this machine.
@@ -128,7 +134,7 @@ def test_model_list_file_without_pretrained_weights(image_folder: Path, tmp_path
     """A file of names validates each model's pretrained weights; ours have none offline: a clear error."""
     names = tmp_path / 'models.txt'
     names.write_text('crelu_resnet32\nnf_resnet20\n')
-    proc = run(VALIDATE, ['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], cwd=tmp_path)
+    proc = call_validate(['--model', str(names), '--data-dir', str(image_folder), '--workers', '0'], capsys)
     assert_one_line_error(proc, 'no model validated successfully')
     assert 'no pretrained weights' in proc.stderr
     names.write_text('crelu_resnet32\nnot_a_model_xyz\n')
@@ -136,9 +142,9 @@ def test_model_list_file_without_pretrained_weights(image_folder: Path, tmp_path
     assert_one_line_error(proc, 'unknown models: not_a_model_xyz')
 
 
-def test_reparam_and_use_ema_fallback(digits_checkpoint: Path, tmp_path: Path):
-    proc = run(VALIDATE, ['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
-                          '--use-ema', '--reparam', '--num-samples', '64'], cwd=tmp_path)
+def test_reparam_and_use_ema_fallback(digits_checkpoint: Path, tmp_path: Path, capsys):
+    proc = call_validate(['--checkpoint', str(digits_checkpoint), '--dataset', 'digits', '--workers', '0',
+                          '--use-ema', '--reparam', '--num-samples', '64'], capsys)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'no EMA weights' in proc.stderr
 
@@ -179,17 +185,16 @@ def test_bad_input(digits_checkpoint: Path, folder_checkpoint: Path, truncated: 
         assert not results_file.exists()  # nothing written
 
 
-def test_published_folder_revalidates_to_its_card(tmp_path):
+def test_published_folder_revalidates_to_its_card(tmp_path, capsys):
     """The committed Hub folder of crelu_resnet20.digits, loaded the way timm loads a local repo, gives the top-1 its
     card and results file state (the digits validation split is fixed, the model deterministic)."""
     import json as _json
     from huggingface_hub import ModelCard
     folder = REPO / 'hub' / 'published' / 'crelu_resnet20.digits'
     results = tmp_path / 'r.json'
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'train' / 'validate.py'), '--model', f'local-dir:{folder}', '--pretrained',
-         '--dataset', 'digits', '--split', 'validation', '--workers', '0', '--results-file', str(results),
-         '--results-format', 'json'], capture_output=True, text=True, cwd=tmp_path)
+    proc = call_validate(['--model', f'local-dir:{folder}', '--pretrained', '--dataset', 'digits', '--split',
+                          'validation', '--workers', '0', '--results-file', str(results), '--results-format', 'json'],
+                         capsys)
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = _json.loads(results.read_text())
     top1 = row['top1']
