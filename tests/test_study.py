@@ -9,7 +9,7 @@ import pytest
 import timm
 import yaml
 
-from script_helpers import REPO, run_script
+from script_helpers import REPO, call_main, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
     CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary, _spread,
@@ -145,7 +145,7 @@ def test_claims_of_the_paper_depth_use_the_rows_it_trains():
         ('Plain-ReLU', 'Plain-CReLU')]
 
 
-def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
+def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path, capsys):
     """Real train.py runs: the plain ReLU ResNet-56 (no normalization) under MSR init cannot train in two steps
     from its exploding init, so each lr counts as diverged (NaN loss, or loss above chance) and the next run halves
     it."""
@@ -153,7 +153,7 @@ def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
     args = ['run', '--runs', str(runs), '--models', 'crelu_resnet56_relu_plain', '--seeds', '0', '--workers', '1',
             '--max-halvings', '1', '--', '--epochs', '1', '--train-num-samples', '64', '--val-num-samples', '32',
             '--model-kwargs', 'weight_init=msr']
-    proc = run_script(STUDY, args, cwd=tmp_path)
+    proc = call_main(STUDY, args, capsys)  # its train.py runs are real processes
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dirs = sorted(p.name for p in (runs / 'crelu_resnet56_relu_plain').iterdir())
     assert dirs == [f'seed0-lr{BASE_LR / 2:g}', f'seed0-lr{BASE_LR:g}']
@@ -163,7 +163,7 @@ def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
         args_yaml = yaml.safe_load((runs / 'crelu_resnet56_relu_plain' / f'seed0-lr{lr:g}' / 'args.yaml').read_text())
         assert args_yaml['lr'] == lr and args_yaml['batch_size'] == 32 and args_yaml['seed'] == 0
 
-    again = run_script(STUDY, args, cwd=tmp_path)  # finished runs are skipped, not retrained
+    again = call_main(STUDY, args, capsys)  # finished runs are skipped, not retrained
     assert again.returncode == 0
     for d in dirs:
         assert (runs / 'crelu_resnet56_relu_plain' / d / 'console.log').read_text().count('$ ') == 1
@@ -172,8 +172,8 @@ def test_diverging_runs_halve_the_lr_are_recorded_and_not_rerun(tmp_path: Path):
     assert seed['lrs_diverged'] == [BASE_LR, BASE_LR / 2] and seed['lr'] is None
 
 
-def test_committed_docs_are_what_the_committed_runs_give():
-    proc = run_script(STUDY, ['report', '--check'], cwd=REPO)
+def test_committed_docs_are_what_the_committed_runs_give(capsys):
+    proc = call_main(STUDY, ['report', '--check'], capsys)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = load_results()
     # every seed of every row, at all three depths
@@ -181,7 +181,7 @@ def test_committed_docs_are_what_the_committed_runs_give():
     assert results == collect_all(RESULTS_FILE.parent / 'runs')
 
 
-def test_report_check_catches_an_edited_run(tmp_path: Path):
+def test_report_check_catches_an_edited_run(tmp_path: Path, capsys):
     data = tmp_path / 'reproduction'
     shutil.copytree(RESULTS_FILE.parent, data)
     doc = tmp_path / 'REPRODUCTION.md'
@@ -191,7 +191,7 @@ def test_report_check_catches_an_edited_run(tmp_path: Path):
     cols = lines[-1].split(',')
     cols[1] = str(float(cols[1]) * 2)  # the final training loss
     summary.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
-    proc = run_script(STUDY, ['report', '--check', '--data', str(data), '--doc', str(doc)], cwd=tmp_path)
+    proc = call_main(STUDY, ['report', '--check', '--data', str(data), '--doc', str(doc)], capsys)
     assert proc.returncode == 1
     assert 'out of date' in proc.stderr and 'train/study.py report' in proc.stderr
 
@@ -262,7 +262,7 @@ def test_selection_uses_validation_and_verdicts_use_test():
     assert comparison['marks'] == {'train_loss': '=', 'epochs_to_target': '=', 'test_error': 'B'}
 
 
-def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path):
+def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     """A real train.py run that cannot learn (lr 1e-12 after the study's own --lr; train.py reads 0 as "derive
     from --lr-base", as timm's does) is stopped by the study once its summary shows the training loss at chance
     after the ResNet-20 digits study's 8 epochs (of 400 asked), and recorded as diverged with the reason."""
@@ -271,7 +271,7 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path):
     args = ['run', '--depth', '20', '--runs', str(runs), '--models', model, '--seeds', '0', '--workers', '1',
             '--max-halvings', '0', '--', '--epochs', '400', '--train-num-samples', '32', '--val-num-samples', '32',
             '--lr', '1e-12']
-    proc = run_script(STUDY, args, cwd=tmp_path)
+    proc = call_main(STUDY, args, capsys)  # its train.py run is a real process, stopped by a real signal
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = runs / model / f'seed0-lr{BASE_LR:g}'
     outcome = json.loads((run / 'study.json').read_text())
