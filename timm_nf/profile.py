@@ -40,7 +40,9 @@ def model_stats(name: str, img_size: Optional[int] = None, **kwargs: Any) -> Mod
 
 @functools.lru_cache(maxsize=None)
 def _model_stats(name: str, img_size: Optional[int], kwargs: Tuple[Tuple[str, Any], ...]) -> ModelStats:
-    model = timm.create_model(name, device='meta', **dict(kwargs))
+    # eval: the counts come from conv / linear output shapes, which the mode does not change, and BatchNorm's
+    # batch statistics (train mode) cost about a third of the time on the meta device for nothing.
+    model = timm.create_model(name, device='meta', **dict(kwargs)).eval()
     size = img_size or model.pretrained_cfg['input_size'][-1]
     macs, activations = [0], [0]
 
