@@ -12,8 +12,8 @@ import yaml
 from script_helpers import REPO, call_main, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
-    CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary, _spread,
-    all_rows, claim_verdicts, classify_run, collect_all, collect_study, load_results,
+    CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, GROUPS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary,
+    _spread, all_rows, claim_verdicts, classify_run, collect_all, collect_study, load_results,
 )
 
 STUDY = REPO / 'train' / 'study.py'
@@ -181,17 +181,29 @@ def test_committed_docs_are_what_the_committed_runs_give(capsys):
     assert results == collect_all(RESULTS_FILE.parent / 'runs')
 
 
+def test_committed_fashion_mnist_docs_are_what_its_committed_runs_give(capsys):
+    """The Fashion-MNIST grid runs over several sessions: whatever part of it is committed, its aggregate and tables
+    are exactly what its committed run files give (a row with unfinished seeds says so in the table)."""
+    data = GROUPS['fashion_mnist'].data
+    assert (data / 'results.json').is_file() and (data / 'cost.json').is_file()
+    proc = call_main(STUDY, ['report', '--check', '--study', 'fashion_mnist'], capsys)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_results(data / 'results.json') == collect_all(data / 'runs', GROUPS['fashion_mnist'])
+
+
 def test_report_check_catches_an_edited_run(tmp_path: Path, capsys):
     data = tmp_path / 'reproduction'
     shutil.copytree(RESULTS_FILE.parent, data)
     doc = tmp_path / 'REPRODUCTION.md'
     shutil.copyfile(REPO / 'docs' / 'REPRODUCTION.md', doc)
+    check = ['report', '--check', '--data', str(data), '--doc', str(doc)]
+    assert call_main(STUDY, check, capsys).returncode == 0  # the copy, as committed, is current
     summary = next(data.glob('runs/crelu_resnet56/seed*/summary.csv'))
     lines = summary.read_text().splitlines()
     cols = lines[-1].split(',')
     cols[1] = str(float(cols[1]) * 2)  # the final training loss
     summary.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
-    proc = call_main(STUDY, ['report', '--check', '--data', str(data), '--doc', str(doc)], capsys)
+    proc = call_main(STUDY, check, capsys)
     assert proc.returncode == 1
     assert 'out of date' in proc.stderr and 'train/study.py report' in proc.stderr
 

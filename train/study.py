@@ -387,9 +387,9 @@ def _part_results(results: Dict, group: StudyGroup) -> List[Tuple[str, StudyDefi
             for key, study in group.parts]
 
 
-def render_blocks(results: Dict, group: StudyGroup) -> Dict[str, List[str]]:
-    """The generated parts of docs/REPRODUCTION.md, by marker name."""
-    link = f"{group.data.relative_to(DOC.parent) if group.data.is_relative_to(DOC.parent) else group.data}/runs/"
+def render_blocks(results: Dict, group: StudyGroup, doc: Path = DOC) -> Dict[str, List[str]]:
+    """The generated parts of `doc` (docs/REPRODUCTION.md), by marker name; runs are linked relative to `doc`."""
+    link = Path(os.path.relpath(group.data, doc.parent)).as_posix() + '/runs/'
     blocks = {}
     for suffix, _, part in _part_results(results, group):
         blocks[f'results{suffix}'] = results_table(part, link=link)
@@ -410,7 +410,7 @@ def cmd_report(args) -> int:
         print(f'copied {copy_small_files(runs, data_runs)} runs into {data_runs}')
     group = StudyGroup(data, group.doc_prefix, group.parts)
     results = collect_all(data_runs, group)
-    blocks = render_blocks(results, group)
+    blocks = render_blocks(results, group, args.doc)
     results_file = data / 'results.json'
     doc_text = args.doc.read_text()
     try:
