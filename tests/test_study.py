@@ -1,6 +1,7 @@
 """The reproduction studies (train/study.py, train.reproduction.study): their definitions and rows, the lr-halving
 rule and the early stop at chance on real train.py runs, selection on validation and verdicts on test, the
 claim rules, and that the committed docs are exactly what the committed run files give."""
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import timm
 import yaml
 
-from script_helpers import REPO, call_main, run_script
+from script_helpers import REPO, call_main, load_script, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
     CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, GROUPS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary,
@@ -78,16 +79,23 @@ def test_runs_are_classified_by_the_divergence_rule():
     with pytest.raises(ValueError, match='status 1'):  # bad input / a crash is not a study result
         classify_run(1, [])
     # The early stop at chance (ResNet-20 studies): a run stopped by SIGTERM after its 3rd epoch at chance ...
-    at_chance = [{'train_loss': 2.5}, {'train_loss': 2.31}, {'train_loss': 2.30}]
+    at_chance = [{'train_loss': 2.5, 'eval_top1': 10.0}, {'train_loss': 2.31, 'eval_top1': 11.0},
+                 {'train_loss': 2.30, 'eval_top1': 10.0}]
     status, reason = classify_run(-15, at_chance, chance_stop_epochs=3)
     assert status == 'diverged' and 'still at chance level' in reason and 'after 3 epochs' in reason
     # ... one that left chance by then trains on, and a signal without the rule is a crash, not a result
-    learning = at_chance[:2] + [{'train_loss': 0.1}]
+    learning = at_chance[:2] + [{'train_loss': 0.1, 'eval_top1': 80.0}]
     assert classify_run(0, learning, chance_stop_epochs=3) == ('trained', '')
     assert classify_run(0, at_chance[:2], chance_stop_epochs=3)[0] == 'diverged'  # final loss at chance
     with pytest.raises(ValueError, match='status -15'):
         classify_run(-15, learning, chance_stop_epochs=3)
-    assert classify_run(0, at_chance + [{'train_loss': 0.1}], chance_stop_epochs=None) == ('trained', '')
+    assert classify_run(0, at_chance + [{'train_loss': 0.1, 'eval_top1': 80.0}], chance_stop_epochs=None) == (
+        'trained', '')
+    # A loss near chance while validation top-1 has left it is a slow start, not chance (measured: plain CReLU
+    # ResNet-20, Fashion-MNIST, lr 0.025: loss 2.25 and 34% after 3 epochs): the run goes on.
+    slow = at_chance[:2] + [{'train_loss': 2.25, 'eval_top1': 34.2}]
+    with pytest.raises(ValueError, match='status -15'):
+        classify_run(-15, slow, chance_stop_epochs=3)
     assert at_chance[1]['train_loss'] >= CHANCE_LEVEL > 2.1
 
 
@@ -290,3 +298,14 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     assert outcome['status'] == 'diverged' and 'still at chance level' in outcome['reason'], outcome
     assert 8 <= outcome['epochs'] < 400 and outcome['exit_status'] < 0  # stopped by a signal, well before the end
     assert not (run / 'test.json').exists()  # the digits have no test split (and this run did not train)
+
+    # Under a rule that no longer stops it (here: none), the stopped run goes on from its last checkpoint to the end
+    # of the schedule it is given, and is judged by the rest of the rule.
+    study = load_script(STUDY)
+    rule_off = dataclasses.replace(STUDIES['digits20'], chance_stop_epochs=None)
+    end = outcome['epochs'] + 2
+    extra = ['--epochs', str(end), '--train-num-samples', '32', '--val-num-samples', '32', '--lr', '1e-12']
+    again = study.run_one(rule_off, model, 0, BASE_LR, runs, None, 1, extra)
+    assert again['exit_status'] == 0 and again['epochs'] == end, again
+    assert again['status'] == 'diverged' and again['reason'].startswith('final training loss'), again
+    assert (run / 'console.log').read_text().count('$ ') == 2  # one start, one continuation

@@ -118,6 +118,21 @@ def run_one(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path
     """Train one (model, seed, lr) run to its end, or continue it; returns and records its outcome."""
     out = run_dir(runs, model, seed, lr)
     done = read_outcome(out)
+    if done is not None:
+        # Re-derived from the run's files, so that every outcome follows the current rule.
+        try:
+            status, reason = classify_run(done['exit_status'], read_summary(out), study.chance_stop_epochs)
+        except ValueError as e:
+            if done['exit_status'] >= 0:
+                raise RuntimeError(f'{model} seed {seed} lr {lr}: {e}; see {out}/console.log') from e
+            # Stopped early by an earlier form of the rule that no longer holds for it: it goes on from its last
+            # checkpoint.
+            (out / 'study.json').unlink()
+            done = None
+        else:
+            if (status, reason) != (done['status'], done['reason']):
+                done.update(status=status, reason=reason)
+                atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
     if done is None:
         out.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -134,12 +149,6 @@ def run_one(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path
         done = {'model': model, 'seed': seed, 'lr': lr, 'exit_status': status, 'epochs': len(summary),
                 'seconds_last_session': round(time.time() - start, 1), 'status': result, 'reason': reason}
         atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
-    else:
-        # Re-derived from the run's files, so that every outcome follows the current rule.
-        status, reason = classify_run(done['exit_status'], read_summary(out), study.chance_stop_epochs)
-        if (status, reason) != (done['status'], done['reason']):
-            done.update(status=status, reason=reason)
-            atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
     if done['status'] == 'trained':
         measure_test(study, out, threads, extra)
     return done
