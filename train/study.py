@@ -74,6 +74,11 @@ def train_command(study: StudyDefinition, model: str, seed: int, lr: float, runs
     ]
 
 
+def _env(threads: int) -> Dict[str, str]:
+    """The environment of a run's train.py / validate.py: `threads` intra-op threads."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
 def _train(cmd: List[str], out: Path, env: Dict[str, str], pin, chance_stop_epochs: Optional[int]) -> int:
     """Run train.py to its end, or stop it (SIGTERM) once its summary shows the study's early stop at chance."""
     with open(out / 'console.log', 'a') as log:
@@ -106,8 +111,7 @@ def measure_test(study: StudyDefinition, out: Path, threads: int, extra: Sequenc
     # The files the run trained from: train.py's --data-dir among the extra flags (args.yaml leaves out a folder
     # outside the repository), else the dataset's default location.
     cmd += [a for i, a in enumerate(extra) if a.startswith('--data-dir') or (i and extra[i - 1] == '--data-dir')]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=_env(threads))
     if proc.returncode != 0:
         raise RuntimeError(f'{out}: validate.py on the test split failed: {proc.stderr.strip()[-500:]}')
     os.replace(tmp, out / 'test.json')
@@ -135,11 +139,11 @@ def run_one(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path
                 atomic_write_text(str(out / 'study.json'), json.dumps(done, indent=2) + '\n')
     if done is None:
         out.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None and hasattr(os, 'sched_setaffinity') \
             else None
         start = time.time()
-        status = _train(train_command(study, model, seed, lr, runs, extra), out, env, pin, study.chance_stop_epochs)
+        status = _train(train_command(study, model, seed, lr, runs, extra), out, _env(threads), pin,
+                        study.chance_stop_epochs)
         summary = read_summary(out)
         try:
             # Anything but a result (bad input, a crash) writes no study.json, so that a re-run retries the run.
@@ -240,8 +244,7 @@ def cmd_cost(args) -> int:
     import torch
     from timm_nf.benchmark import bench_variants
 
-    group, study = selected_study(args)
-    data = args.data or group.data
+    _, study = selected_study(args)
     recipe = yaml.safe_load((REPO / study.recipe).read_text())
     from timm_nf.data import create_dataset
     sizes = {split: len(create_dataset(study.dataset, split=split, num_samples=recipe.get(f'{key}_num_samples')))
@@ -256,9 +259,9 @@ def cmd_cost(args) -> int:
     train = {r.model: r for r in bench_variants(specs, bench='train', **kw)}
     infer = {r.model: r for r in bench_variants(specs, bench='infer', **kw)}
     load_after = os.getloadavg()
+    steps = {split: math.ceil(n / batch) for split, n in sizes.items()}
     rows, total = [], 0.0
     for r in study.rows:
-        steps = {split: math.ceil(n / batch) for split, n in sizes.items()}
         epoch_s = steps['train'] * train[r.model].step_ms / 1e3 + steps['validation'] * infer[r.model].step_ms / 1e3
         run_s = epochs * epoch_s + steps['test'] * infer[r.model].step_ms / 1e3
         seeds = len(study.seeds_of(r))
@@ -285,9 +288,9 @@ def cmd_cost(args) -> int:
                      f"{r['epoch_min']:.2f} | {r['run_min']:.1f} | {r['seeds']} | {r['core_hours']:.2f} |")
     lines += ['', f'Grid: {total / 3600:.1f} core-hours before reruns (a diverged run is rerun at half the lr; a run '
               'still at chance after a quarter of the schedule stops there).']
-    data.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(str(data / 'cost.json'), json.dumps(record, indent=1) + '\n')
-    atomic_write_text(str(data / 'cost.md'), '\n'.join(lines) + '\n')
+    args.data.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(args.data / 'cost.json'), json.dumps(record, indent=1) + '\n')
+    atomic_write_text(str(args.data / 'cost.md'), '\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return 0
 
@@ -340,7 +343,7 @@ def validate_command(results_file: Path, *model_args: str, dataset: str = 'digit
 
 
 def copy_small_files(runs: Path, data_runs: Path) -> int:
-    """Copy each finished run's summary.csv, study.json and args.yaml into the committed layout."""
+    """Copy each finished run's `SMALL_FILES` into the committed layout."""
     n = 0
     for outcome in sorted(runs.glob('*/seed*-lr*/study.json')):
         src = outcome.parent
@@ -396,30 +399,28 @@ def _part_results(results: Dict, group: StudyGroup) -> List[Tuple[str, StudyDefi
             for key, study in group.parts]
 
 
-def render_blocks(results: Dict, group: StudyGroup, doc: Path = DOC) -> Dict[str, List[str]]:
-    """The generated parts of `doc` (docs/REPRODUCTION.md), by marker name; runs are linked relative to `doc`."""
-    link = Path(os.path.relpath(group.data, doc.parent)).as_posix() + '/runs/'
+def render_blocks(results: Dict, group: StudyGroup, data: Path, doc: Path = DOC) -> Dict[str, List[str]]:
+    """The generated parts of `doc` (docs/REPRODUCTION.md) from a study's committed `data`, by marker name; runs are
+    linked relative to `doc`."""
+    link = Path(os.path.relpath(data, doc.parent)).as_posix() + '/runs/'
     blocks = {}
     for suffix, _, part in _part_results(results, group):
         blocks[f'results{suffix}'] = results_table(part, link=link)
         blocks[f'claims{suffix}'] = claims_table(part)
-    if (group.data / 'analysis' / 'activations.csv').exists():
-        blocks['table1'] = table1_lines(_read_csv(group.data / 'analysis' / 'activations.csv'), results)
-    if (group.data / 'analysis' / 'delta.csv').exists():
-        blocks['delta'] = delta_lines(_read_csv(group.data / 'analysis' / 'delta.csv'), results)
+    if (data / 'analysis' / 'activations.csv').exists():
+        blocks['table1'] = table1_lines(_read_csv(data / 'analysis' / 'activations.csv'), results)
+    if (data / 'analysis' / 'delta.csv').exists():
+        blocks['delta'] = delta_lines(_read_csv(data / 'analysis' / 'delta.csv'), results)
     return blocks
 
 
 def cmd_report(args) -> int:
-    group = GROUPS[args.study]
-    data = args.data or group.data
+    group, data = GROUPS[args.study], args.data
     data_runs = data / 'runs'
-    runs = args.runs or data_runs
-    if not args.check and runs.resolve() != data_runs.resolve():
-        print(f'copied {copy_small_files(runs, data_runs)} runs into {data_runs}')
-    group = StudyGroup(data, group.doc_prefix, group.parts)
+    if not args.check and args.runs.resolve() != data_runs.resolve():
+        print(f'copied {copy_small_files(args.runs, data_runs)} runs into {data_runs}')
     results = collect_all(data_runs, group)
-    blocks = render_blocks(results, group, args.doc)
+    blocks = render_blocks(results, group, data, args.doc)
     results_file = data / 'results.json'
     doc_text = args.doc.read_text()
     try:
@@ -457,7 +458,7 @@ def cmd_analyze(args) -> int:
     )
     # The committed record (after `report`) knows every row, also those trained in an earlier session whose
     # checkpoints are not in --runs; their weights come from the published copy.
-    group, data = GROUPS[args.study], args.data or GROUPS[args.study].data
+    group, data = GROUPS[args.study], args.data
     study = group.parts[0][1]
     results = collect_all(data / 'runs', group)
     img = recipe_img_size(study)
@@ -487,10 +488,10 @@ def cmd_analyze(args) -> int:
 def cmd_publish(args) -> int:
     """Validate each row's best seed and publish it as `<model>.<tag>` with hub/publish.py (--verify), measured on
     the split the study reports (the test split where the dataset has one)."""
-    group, data = GROUPS[args.study], args.data or GROUPS[args.study].data
+    group = GROUPS[args.study]
     study = group.parts[0][1]
     tag = study.tag
-    results = collect_all(data / 'runs', group)  # the committed record, as in cmd_analyze
+    results = collect_all(args.data / 'runs', group)  # the committed record, as in cmd_analyze
     img = recipe_img_size(study)
     for r in all_rows(results):
         if args.models and r['model'] not in args.models:
@@ -638,9 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, 'data') and args.data is None:
+        args.data = GROUPS[args.study].data
     if args.runs is None:
         check = args.command == 'report' and args.check  # the committed runs themselves
-        args.runs = (args.data or GROUPS[args.study].data) / 'runs' if check else default_runs(args.study)
+        args.runs = args.data / 'runs' if check else default_runs(args.study)
     if getattr(args, 'depth', 0) is None:
         args.depth = GROUPS[args.study].parts[0][1].depth
     if getattr(args, 'train_args', None) and args.train_args[0] == '--':

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from timm_nf.pretrained import PretrainedWeights
+from train.reproduction.study import error_key
 
 __all__ = ['MAX_WEIGHTS_IN_GIT', 'REPO_ROOT', 'entry_results', 'load_results_row', 'study_seeds', 'SeedSpread']
 
@@ -100,7 +101,7 @@ def study_seeds(entry: PretrainedWeights, root: Optional[Path] = None) -> Option
     if row['seeds_finished'] != row['seeds_planned']:
         raise ValueError(f"{path}: {row['seeds_planned'] - row['seeds_finished']} of the {row['seeds_planned']} "
                          f'seeds of {entry.model} have not finished; publish {entry.name} once they have')
-    key = 'test_error' if entry.metrics_split == 'test' else 'val_error'
+    key = error_key(entry.metrics_split)
     if key not in row:
         raise ValueError(f'{path} has no {entry.metrics_split} errors for {entry.model}, whose card reports that split')
 

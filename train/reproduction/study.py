@@ -32,8 +32,8 @@ from timm_nf.paper import (
 __all__ = [
     'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'STUDIES',
     'SeedResult', 'StudyDefinition', 'StudyGroup', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all',
-    'collect_study', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks', 'results_table',
-    'run_dir',
+    'collect_study', 'error_key', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks',
+    'results_table', 'run_dir',
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +67,8 @@ class StudyDefinition:
         verdict_split: 'test' (verdicts on the test error of the final weights) or 'validation' (a dataset without
             a test split).
         eval_images: Images of `verdict_split`: errors one image apart are a tie.
-        chance_stop_epochs: A run whose training loss is still at chance level after this many epochs is stopped
-            and counts as diverged (None: every run goes to the end).
+        chance_stop_epochs: A run still at chance after this many epochs (`at_chance_early`: training loss and
+            validation top-1) is stopped and counts as diverged (None: every run goes to the end).
         tag: Pretrained tag of the published best seeds.
     """
     name: str
@@ -87,11 +87,6 @@ class StudyDefinition:
 
     def seeds_of(self, row: StudyRow) -> Tuple[int, ...]:
         return self.table1_seeds if (row.norm, row.act) in DEEP_STUDY_ROWS else self.seeds
-
-    @property
-    def error_key(self) -> str:
-        """The per-seed error the verdicts compare: 'test_error' or 'val_error'."""
-        return 'test_error' if self.verdict_split == 'test' else 'val_error'
 
 
 @dataclass(frozen=True)
@@ -336,15 +331,19 @@ CLAIMS: Tuple[Tuple[str, bool, Tuple[Pair, ...]], ...] = (
         (('NormProp3', 'ReLU'), ('NormProp3', 'CReLU')),
         (('NF (scaled WS)', 'ReLU'), ('NF (scaled WS)', 'CReLU')))),
 )
+def error_key(split: str) -> str:
+    """The per-seed and per-row error of `collect_study` output on `split`: 'test_error' or 'val_error'."""
+    return 'test_error' if split == 'test' else 'val_error'
+
+
 def metrics(results: Dict[str, Any]) -> Tuple[Tuple[str, str, float], ...]:
     """Metrics that order two rows of a `collect_study` output: (key, label, largest difference that is a tie).
     Errors one image apart (0.28% of the digits' validation, 0.01% of Fashion-MNIST's test) are a tie: with a few
     seeds a single image is noise."""
     split = results.get('verdict_split', 'validation')
-    error = ('test_error', 'test error') if split == 'test' else ('val_error', 'val error')
     return (('train_loss', 'final train loss', 0.0),
             ('epochs_to_target', f"epochs to {results['target_top1']:g}%", 0.0),
-            (*error, 100.0 / results['eval_images']))
+            (error_key(split), f"{'test' if split == 'test' else 'val'} error", 100.0 / results['eval_images']))
 
 
 def _compare(a: Dict[str, Any], b: Dict[str, Any], threshold: float) -> str:
