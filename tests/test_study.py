@@ -14,7 +14,8 @@ from script_helpers import REPO, call_main, load_script, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
     CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, GROUPS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary,
-    _spread, all_rows, claim_verdicts, classify_run, collect_all, collect_study, load_results,
+    _spread, all_rows, claim_verdicts, classify_run, collect_all, collect_study, comparison_table, load_results,
+    verdict_changes,
 )
 
 STUDY = REPO / 'train' / 'study.py'
@@ -100,7 +101,7 @@ def test_runs_are_classified_by_the_divergence_rule():
 
 
 def _row(norm, act, **metrics):
-    base = dict(model=f'{norm}-{act}', norm=norm, act=act, diverged_at_base_lr=0)
+    base = dict(model=f'{norm}-{act}', norm=norm, act=act, diverged_at_base_lr=0, seeds_planned=3, seeds_finished=3)
     return dict(base, **{k: _spread(v) for k, v in metrics.items()})
 
 
@@ -280,6 +281,52 @@ def test_selection_uses_validation_and_verdicts_use_test():
     comparison = next(c for c in claim['comparisons'] if c['better'] == by_key['BatchNorm', 'CReLU']['model'])
     # CReLU is better on test (no overlap) and worse on validation: the verdict follows test
     assert comparison['marks'] == {'train_loss': '=', 'epochs_to_target': '=', 'test_error': 'B'}
+
+
+def _finished_study(name: str, errors: dict) -> dict:
+    """`collect_study` output of a study with every seed finished: each row's seeds (3 of them) at error
+    e + [0, 0.1, 0.2] on both splits with e = `errors.get((norm, act), 5.0)`, a final training loss of e / 25 and
+    e epochs to the target."""
+    results = collect_study(Path('no-runs'), STUDIES[name])
+    for r in results['rows']:
+        e = errors.get((r['norm'], r['act']), 5.0)
+        r.update(test_error=_spread([e, e + 0.1, e + 0.2]), val_error=_spread([e, e + 0.1, e + 0.2]),
+                 train_loss=_spread([e / 25] * 3), epochs_to_target=_spread([e] * 3),
+                 seeds_finished=r['seeds_planned'])
+    return results
+
+
+def test_verdict_changes_name_depth_or_data_on_the_pairs_both_studies_train():
+    """A verdict that differs between two grids of the same data is moved by depth, between two grids of the same
+    depth by data; ResNet-110's four rows are compared on the pairs it shares; nothing moves while seeds are
+    unfinished."""
+    crelu_wins = {('Plain', 'CReLU'): 3.0, ('Plain (no bias)', 'CReLU'): 3.0}  # held: CReLU 2 points lower
+    digits56 = _finished_study('digits56', crelu_wins)
+    digits110 = _finished_study('digits110', {('Plain', 'CReLU'): 3.0})
+    digits20 = _finished_study('digits20', {})  # every row at 5.0: not separated
+    fashion20 = _finished_study('fashion_mnist20', {('Plain', 'ReLU'): 9.0, ('Plain (no bias)', 'ReLU'): 9.0})
+    claim = 'CReLU helps without normalization'
+    changes = {c['claim']: c for c in verdict_changes([digits56, digits110, digits20, fashion20])}
+    assert changes[claim]['verdicts'] == {'digits, ResNet-56': 'held', 'digits, ResNet-110': 'held',
+                                          'digits, ResNet-20': 'not separated',
+                                          'Fashion-MNIST, ResNet-20': 'held'}
+    assert changes[claim]['moved'] == [
+        'depth: 56 held, 20 not separated', 'depth: 110 held, 20 not separated (on the 1 pair both train)',
+        'data: digits not separated, Fashion-MNIST held']
+    # the digits at 56 and Fashion-MNIST at 20 differ in both: never compared; ResNet-110 has no NormProp rows
+    assert changes['NormProp2 beats NormProp']['verdicts']['digits, ResNet-110'] == ''
+    assert changes['CReLU helps with normalization']['moved'] == []  # its rows are at 5.0 in every study
+    # plain CReLU ahead of BatchNorm CReLU at 56 and 110, level at 20
+    assert changes['BatchNorm is best (CReLU)']['moved'] == [
+        'depth: 56 failed, 20 not separated', 'depth: 110 failed, 20 not separated (on the 1 pair both train)']
+
+    unfinished = dict(fashion20, rows=[dict(r, seeds_finished=0) if (r['norm'], r['act']) == ('Plain', 'CReLU')
+                                       else r for r in fashion20['rows']])
+    change = next(c for c in verdict_changes([digits20, unfinished]) if c['claim'] == claim)
+    assert change['verdicts']['Fashion-MNIST, ResNet-20'] == 'held (provisional)' and change['moved'] == []
+    lines = comparison_table([digits20, unfinished])
+    assert lines[0] == '| claim (paper) | digits, ResNet-20 | Fashion-MNIST, ResNet-20 | moved by |'
+    assert f'| {claim} | not separated | held (provisional) | nothing |' in lines
 
 
 def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):

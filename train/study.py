@@ -53,8 +53,8 @@ from timm_nf.paper import StudyRow  # noqa: E402
 from timm_nf.pretrained import PretrainedWeights, find_published  # noqa: E402
 from train.reproduction.study import (  # noqa: E402
     GROUPS, MAX_HALVINGS, StudyDefinition, StudyGroup, all_rows, at_chance_early, claims_table, classify_run,
-    collect_all, delta_lines, lr_name, read_outcome, read_summary, read_test_top1, replace_blocks, results_table,
-    run_dir, table1_lines,
+    collect_all, comparison_table, delta_lines, load_results, lr_name, read_outcome, read_summary, read_test_top1,
+    replace_blocks, results_table, run_dir, table1_lines,
 )
 from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
@@ -407,6 +407,12 @@ def render_blocks(results: Dict, group: StudyGroup, data: Path, doc: Path = DOC)
     for suffix, _, part in _part_results(results, group):
         blocks[f'results{suffix}'] = results_table(part, link=link)
         blocks[f'claims{suffix}'] = claims_table(part)
+    if group.compare_with:
+        # The other group's committed aggregate, so that its report and this one never disagree about it.
+        other = GROUPS[group.compare_with]
+        other_results = load_results(other.data / 'results.json')
+        blocks['comparison'] = comparison_table(
+            [part for _, _, part in _part_results(other_results, other) + _part_results(results, group)])
     if (data / 'analysis' / 'activations.csv').exists():
         blocks['table1'] = table1_lines(_read_csv(data / 'analysis' / 'activations.csv'), results)
     if (data / 'analysis' / 'delta.csv').exists():

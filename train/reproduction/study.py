@@ -32,8 +32,8 @@ from timm_nf.paper import (
 __all__ = [
     'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'STUDIES',
     'SeedResult', 'StudyDefinition', 'StudyGroup', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all',
-    'collect_study', 'error_key', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks',
-    'results_table', 'run_dir',
+    'collect_study', 'comparison_table', 'error_key', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks',
+    'results_table', 'run_dir', 'verdict_changes',
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +47,7 @@ CHANCE_LEVEL = 0.95 * CHANCE_LOSS
 # 3 standard deviations of a guess on the digits' 360 validation images and 12 on Fashion-MNIST's 5,000.
 CHANCE_TOP1_MAX = 15.0
 EXIT_NONFINITE_LOSS = 3  # train/train.py's exit status for a NaN / infinite loss
+DATASET_NAMES = {'digits': 'digits', 'fashion_mnist': 'Fashion-MNIST'}  # as the docs' tables name them
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class StudyGroup:
     data: Path
     doc_prefix: str  # marker prefix of the generated tables in docs/REPRODUCTION.md
     parts: Tuple[Tuple[str, StudyDefinition], ...]  # (key, study); the first key is ''
+    # Another group whose committed verdicts this group's `comparison` table sets beside its own (`verdict_changes`).
+    compare_with: Optional[str] = None
 
     def study(self, depth: int) -> StudyDefinition:
         for _, s in self.parts:
@@ -125,7 +128,7 @@ GROUPS: Dict[str, StudyGroup] = {
     'digits': StudyGroup(RESULTS_FILE.parent, 'study', (
         ('', STUDIES['digits56']), ('deep', STUDIES['digits110']), ('depth20', STUDIES['digits20']))),
     'fashion_mnist': StudyGroup(RESULTS_FILE.parent / 'fashion_mnist', 'fashion_mnist', (
-        ('', STUDIES['fashion_mnist20']),)),
+        ('', STUDIES['fashion_mnist20']),), compare_with='digits'),
 }
 
 
@@ -360,6 +363,13 @@ def _compare(a: Dict[str, Any], b: Dict[str, Any], threshold: float) -> str:
     return ('B' if clear else 'b') if mb < ma else ('A' if clear else 'a')
 
 
+def _verdict(comparisons: Sequence[Dict[str, Any]]) -> str:
+    """The verdict of a claim from its comparisons' marks (the rule of `claim_verdicts`)."""
+    marks = [m for c in comparisons for m in c['marks'].values()]
+    return 'incomplete' if '?' in marks else 'failed' if 'A' in marks else \
+        'held' if set(marks) <= {'B', 'b'} and 'B' in marks else 'not separated'
+
+
 def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Each claim's pairwise comparisons and verdict.
 
@@ -368,6 +378,7 @@ def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     the other row with no overlap; otherwise it is *not separated* at this scale.
     """
     by_key = {(r['norm'], r['act']): r for r in results['rows']}
+    unfinished = {r['model'] for r in results['rows'] if not _finished(r, results)}
     measures = metrics(results)
     out = []
     for claim, extension, pairs in CLAIMS:
@@ -377,15 +388,77 @@ def claim_verdicts(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 continue  # a row this depth does not train (the ResNet-110 part of the study has four)
             a, b = by_key[ka], by_key[kb]
             marks = {key: _compare(a[key], b[key], thr) for key, _, thr in measures}
-            comparisons.append(dict(worse=a['model'], better=b['model'], marks=marks,
+            comparisons.append(dict(worse=a['model'], better=b['model'], pair=(ka, kb), marks=marks,
                                     diverged=(a['diverged_at_base_lr'], b['diverged_at_base_lr'])))
         if not comparisons:
             continue
-        marks = [m for c in comparisons for m in c['marks'].values()]
-        verdict = 'incomplete' if '?' in marks else 'failed' if 'A' in marks else \
-            'held' if set(marks) <= {'B', 'b'} and 'B' in marks else 'not separated'
-        out.append(dict(claim=claim, extension=extension, verdict=verdict, comparisons=comparisons))
+        verdict = _verdict(comparisons)
+        # A verdict on rows with unfinished seeds (a grid trained over sessions) can still change.
+        models = {m for c in comparisons for m in (c['worse'], c['better'])}
+        provisional = verdict != 'incomplete' and bool(models & unfinished)
+        out.append(dict(claim=claim, extension=extension, verdict=verdict, provisional=provisional,
+                        comparisons=comparisons))
     return out
+
+
+def _dataset_name(results: Dict[str, Any]) -> str:
+    return DATASET_NAMES.get(results['dataset'], results['dataset'])
+
+
+def _study_label(results: Dict[str, Any]) -> str:
+    return f"{_dataset_name(results)}, ResNet-{results['depth']}"
+
+
+def verdict_changes(parts: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Each claim's verdict in every study of `parts` (`collect_study` outputs), and what moved it.
+
+    Two studies that differ in one thing only (the depth on the same dataset, or the dataset at the same depth)
+    tell that thing apart: a claim whose verdict differs between them, judged on the pairs of rows both train, was
+    moved by it (ResNet-110 trains four rows, ResNet-20 no NormProp3). A pair of studies is left out while either
+    verdict is incomplete or provisional (seeds unfinished).
+
+    Returns:
+        One dict per claim: 'claim', 'verdicts' (label of each study -> verdict, '' where the study does not train
+        the claim's rows) and 'moved' (one 'depth: ...' or 'data: ...' entry per pair whose verdicts differ).
+    """
+    labels = [_study_label(r) for r in parts]
+    verdicts = [{c['claim']: c for c in claim_verdicts(r)} for r in parts]
+    out = []
+    for claim, _, _ in CLAIMS:
+        if not any(claim in v for v in verdicts):
+            continue
+        moved = []
+        for i, j in ((i, j) for i in range(len(parts)) for j in range(i + 1, len(parts))):
+            a, b = parts[i], parts[j]
+            same_data, same_depth = a['dataset'] == b['dataset'], a['depth'] == b['depth']
+            if same_data == same_depth or claim not in verdicts[i] or claim not in verdicts[j]:
+                continue  # the same study, or two studies that differ in both dataset and depth
+            ca, cb = verdicts[i][claim], verdicts[j][claim]
+            if any(c['verdict'] == 'incomplete' or c['provisional'] for c in (ca, cb)):
+                continue
+            shared = {c['pair'] for c in ca['comparisons']} & {c['pair'] for c in cb['comparisons']}
+            va, vb = (_verdict([x for x in c['comparisons'] if x['pair'] in shared]) for c in (ca, cb))
+            if va == vb:
+                continue
+            part = '' if all(len(c['comparisons']) == len(shared) for c in (ca, cb)) else \
+                f" (on the {len(shared)} pair{'s' if len(shared) > 1 else ''} both train)"
+            moved.append((f"depth: {a['depth']} {va}, {b['depth']} {vb}" if same_data else
+                          f"data: {_dataset_name(a)} {va}, {_dataset_name(b)} {vb}") + part)
+        out.append(dict(claim=claim, moved=moved, verdicts={
+            label: (v[claim]['verdict'] + (' (provisional)' if v[claim]['provisional'] else '')) if claim in v else ''
+            for label, v in zip(labels, verdicts)}))
+    return out
+
+
+def comparison_table(parts: Sequence[Dict[str, Any]]) -> List[str]:
+    """`verdict_changes` as markdown lines: a column per study, then what moved the verdicts."""
+    changes = verdict_changes(parts)
+    labels = [_study_label(r) for r in parts]
+    lines = ['| claim (paper) | ' + ' | '.join(labels) + ' | moved by |', '|---|' + '---|' * (len(labels) + 1)]
+    for c in changes:
+        lines.append(f"| {c['claim']} | " + ' | '.join(c['verdicts'][label] or '-' for label in labels) +
+                     f" | {'; '.join(c['moved']) or 'nothing'} |")
+    return lines
 
 
 # --- markdown ------------------------------------------------------------------------------------------------
@@ -441,11 +514,8 @@ def claims_table(results: Dict[str, Any]) -> List[str]:
     lines = ['| claim (paper) | expected worse -> better | ' + ' | '.join(m[1] for m in measures) +
              f" | diverged at lr {results['base_lr']:g} | verdict |",
              '|---|---|' + '---|' * len(measures) + '---|---|']
-    # A verdict on rows with unfinished seeds (the ResNet-110 part, trained over sessions) can still change.
-    unfinished = {r['model'] for r in results['rows'] if not _finished(r, results)}
     for c in claim_verdicts(results):
-        models = {m for comp in c['comparisons'] for m in (comp['worse'], comp['better'])}
-        provisional = ' (provisional: seeds unfinished)' if models & unfinished and c['verdict'] != 'incomplete' else ''
+        provisional = ' (provisional: seeds unfinished)' if c['provisional'] else ''
         for i, comp in enumerate(c['comparisons']):
             claim = (c['claim'] if i == 0 else '')
             verdict = f"**{c['verdict']}**{provisional}" if i == 0 else ''
