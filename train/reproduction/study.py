@@ -32,8 +32,8 @@ from timm_nf.paper import (
 __all__ = [
     'CHANCE_LEVEL', 'CHANCE_LOSS', 'CLAIMS', 'EXIT_NONFINITE_LOSS', 'MAX_HALVINGS', 'RESULTS_FILE', 'STUDIES',
     'SeedResult', 'StudyDefinition', 'StudyGroup', 'all_rows', 'claim_verdicts', 'classify_run', 'collect_all',
-    'collect_study', 'comparison_table', 'error_key', 'load_results', 'lr_name', 'read_outcome', 'read_summary', 'replace_blocks',
-    'results_table', 'run_dir', 'verdict_changes',
+    'collect_study', 'comparison_table', 'error_key', 'load_results', 'lr_name', 'read_outcome', 'read_summary',
+    'replace_blocks', 'results_table', 'run_dir', 'verdict_changes',
 ]
 
 REPO = Path(__file__).resolve().parents[2]
