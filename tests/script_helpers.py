@@ -57,8 +57,11 @@ def _main_in_process(script: Path, args: List[str]) -> int:
     handlers = list(root.handlers)
     try:
         return load_script(script).main(args)
-    except SystemExit as e:  # argparse's errors: the status the script's process would exit with
-        return e.code
+    except SystemExit as e:  # the status and message the script's process would exit with
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)  # SystemExit('error: ...'): the interpreter prints it and exits with 1
+        return 1
     finally:
         for handler in root.handlers[:]:  # main() adds console handlers bound to this test's captured stream
             if handler not in handlers:

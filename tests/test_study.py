@@ -4,6 +4,7 @@ claim rules, and that the committed docs are exactly what the committed run file
 import dataclasses
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -338,7 +339,9 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     args = ['run', '--depth', '20', '--runs', str(runs), '--models', model, '--seeds', '0', '--workers', '1',
             '--max-halvings', '0', '--', '--epochs', '400', '--train-num-samples', '32', '--val-num-samples', '32',
             '--lr', '1e-12']
+    began = time.monotonic()
     proc = call_main(STUDY, args, capsys)  # its train.py run is a real process, stopped by a real signal
+    wall = time.monotonic() - began
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = runs / model / f'seed0-lr{BASE_LR:g}'
     outcome = json.loads((run / 'study.json').read_text())
@@ -352,7 +355,26 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     rule_off = dataclasses.replace(STUDIES['digits20'], chance_stop_epochs=None)
     end = outcome['epochs'] + 2
     extra = ['--epochs', str(end), '--train-num-samples', '32', '--val-num-samples', '32', '--lr', '1e-12']
+    began = time.monotonic()
     again = study.run_one(rule_off, model, 0, BASE_LR, runs, None, 1, extra)
+    wall += time.monotonic() - began
     assert again['exit_status'] == 0 and again['epochs'] == end, again
     assert again['status'] == 'diverged' and again['reason'].startswith('final training loss'), again
     assert (run / 'console.log').read_text().count('$ ') == 2  # one start, one continuation
+
+    # `spent` counts both sessions of the run from its train.log, within the time the two calls took
+    seconds, sessions = study.train_seconds(run / 'train.log')
+    assert sessions == 2 and 0 < seconds < wall
+    data = tmp_path / 'data'
+    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(runs), '--data', str(data)], capsys)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    spent = json.loads((data / 'spent20.json').read_text())
+    row = next(r for r in spent['rows'] if r['model'] == model)
+    assert (row['runs'], row['sessions'], row['epochs'], row['diverged'], row['trained']) == (1, 2, end, 1, 0)
+    assert row['core_hours'] == round(seconds / 3600, 3) and spent['core_hours'] == round(seconds / 3600, 2)
+    assert all(r['runs'] == 0 for r in spent['rows'] if r['model'] != model)
+    assert f'| `{model}` | 1 | 0 | 1 | 0 | {end} |' in (data / 'spent20.md').read_text()
+    # the committed copy of a grid has no train.logs: a clear error, not zero hours
+    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(REPO / 'docs' / 'reproduction' / 'runs'),
+                             '--data', str(data / 'committed')], capsys)
+    assert proc.returncode != 0 and 'no train.log in' in proc.stderr and not (data / 'committed').exists()

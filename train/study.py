@@ -26,8 +26,9 @@ Commands:
     python train/study.py run --depth 20                   # digits, ResNet-20
     python train/study.py run --study fashion_mnist        # Fashion-MNIST, ResNet-20
     python train/study.py report [--study fashion_mnist]
-    # per-row cost of a study's recipe, measured before its grid
+    # per-row cost of a study's recipe, measured before its grid; the core-hours its runs took, after it
     python train/study.py cost --study fashion_mnist
+    python train/study.py spent --study fashion_mnist
     # trained-model statistics (SPP, Delta, Table 1) of each row's best seed, and publishing of the best seeds
     python train/study.py analyze [--study fashion_mnist]
     python train/study.py publish [--study fashion_mnist]
@@ -38,6 +39,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -291,6 +293,83 @@ def cmd_cost(args) -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     atomic_write_text(str(args.data / 'cost.json'), json.dumps(record, indent=1) + '\n')
     atomic_write_text(str(args.data / 'cost.md'), '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+    return 0
+
+
+# train.py's log lines start with their time (logging's default asctime); each session of a run (a start or a
+# continuation) appends to the same train.log and begins with this message.
+LOG_TIME = re.compile(r'^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ')
+SESSION_START = 'Training with'
+
+
+def train_seconds(log: Path) -> Tuple[float, int]:
+    """Wall seconds train.py spent on a run, and its number of sessions, from its train.log: each session from its
+    first logged line to its last. The part of an interrupted epoch after the session's last line is not counted."""
+    from datetime import datetime
+    sessions: List[List[datetime]] = []
+    for line in log.read_text().splitlines():
+        m = LOG_TIME.match(line)
+        if m is None:
+            continue
+        t = datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S').replace(microsecond=int(m.group(2)) * 1000)
+        if SESSION_START in line or not sessions:
+            sessions.append([t, t])
+        sessions[-1][1] = t
+    return sum((end - begin).total_seconds() for begin, end in sessions), len(sessions)
+
+
+def cmd_spent(args) -> int:
+    """Core-hours the grid's runs under --runs took (each run is one single-thread train.py), from their train.logs:
+    per row and in all, reruns and diverged runs included, beside the `cost` prediction where there is one; into
+    `<data>/spent<depth>.json` and `.md` (no suffix for a group's first study)."""
+    group, study = selected_study(args)
+    suffix = '' if study is group.parts[0][1] else str(study.depth)
+    predicted = {}
+    if study is group.parts[0][1] and (args.data / 'cost.json').exists():
+        predicted = {r['model']: r for r in json.loads((args.data / 'cost.json').read_text())['rows']}
+    rows, total, missing = [], 0.0, []
+    for r in study.rows:
+        runs = sorted(d for d in (args.runs / r.model).glob('seed*-lr*') if d.is_dir())
+        seconds = epochs = sessions = 0
+        status = {'trained': 0, 'diverged': 0, 'unfinished': 0}
+        for d in runs:
+            if not (d / 'train.log').exists():
+                missing.append(str(d))
+                continue
+            s, n = train_seconds(d / 'train.log')
+            seconds, sessions, epochs = seconds + s, sessions + n, epochs + len(read_summary(d))
+            outcome = read_outcome(d)
+            status['unfinished' if outcome is None else outcome['status']] += 1
+        total += seconds
+        cost = predicted.get(r.model)
+        rows.append(dict(model=r.model, label=r.label, runs=len(runs), sessions=sessions, epochs=epochs, **status,
+                         core_hours=round(seconds / 3600, 3),
+                         min_per_epoch=round(seconds / 60 / epochs, 2) if epochs else None,
+                         predicted_min_per_epoch=cost['epoch_min'] if cost else None))
+    if missing:
+        raise SystemExit(f"error: no train.log in {', '.join(missing)}; --runs must be the folder the grid trained "
+                         f'in (the committed copy keeps only the small files)')
+    record = dict(study=study.name, runs_root=args.runs.name, core_hours=round(total / 3600, 2), rows=rows)
+    lines = [f'# Core-hours the {study.name} grid took', '',
+             f'`python train/study.py spent --study {args.study} --depth {study.depth}`: every run of the grid '
+             '(reruns at a lower lr, runs stopped at chance and unfinished runs included), the wall time of its '
+             'single-thread train.py over all its sessions, from its train.log. Two runs trained at once on a '
+             '2-core machine that also ran other work, so these are upper bounds of the core time. Not counted: '
+             "the test split's measurement of each trained run (validate.py), and the part of an interrupted epoch "
+             'that a continuation repeated.', '',
+             '| row | model | runs | trained | diverged | unfinished | epochs | min / epoch | '
+             + ('predicted min / epoch | ' if predicted else '') + 'core-hours |',
+             '|---|---|---:|---:|---:|---:|---:|---:|' + ('---:|' if predicted else '') + '---:|']
+    for r in rows:
+        per_epoch = '-' if r['min_per_epoch'] is None else f"{r['min_per_epoch']:.2f}"
+        lines.append(f"| {r['label']} | `{r['model']}` | {r['runs']} | {r['trained']} | {r['diverged']} | "
+                     f"{r['unfinished']} | {r['epochs']} | {per_epoch} | "
+                     + (f"{r['predicted_min_per_epoch']:.2f} | " if predicted else '') + f"{r['core_hours']:.2f} |")
+    lines += ['', f'In all: {total / 3600:.1f} core-hours.']
+    args.data.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(args.data / f'spent{suffix}.json'), json.dumps(record, indent=1) + '\n')
+    atomic_write_text(str(args.data / f'spent{suffix}.md'), '\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return 0
 
@@ -629,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=1, help='torch threads (default 1, as each run of the grid)')
     p.add_argument('--steps', type=int, default=3, help='steps per round')
     p.add_argument('--rounds', type=int, default=3, help='rounds (the median is used)')
+    p = add('spent', cmd_spent, 'core-hours the runs under --runs took, from their train.logs (after the grid)')
+    p.add_argument('--depth', type=int, default=None, help='as for run')
+    add_data(p, 'output folder of spent.json / spent.md')
     p = add('report', cmd_report, 'aggregate, copy the small files into docs, write tables and figures')
     add_data(p, 'committed study data')
     p.add_argument('--doc', type=Path, default=DOC, help=f'document with the generated tables (default: {DOC})')
