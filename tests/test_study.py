@@ -374,7 +374,13 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     assert row['core_hours'] == round(seconds / 3600, 3) and spent['core_hours'] == round(seconds / 3600, 2)
     assert all(r['runs'] == 0 for r in spent['rows'] if r['model'] != model)
     assert f'| `{model}` | 1 | 0 | 1 | 0 | {end} |' in (data / 'spent20.md').read_text()
-    # the committed copy of a grid has no train.logs: a clear error, not zero hours
-    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(REPO / 'docs' / 'reproduction' / 'runs'),
-                             '--data', str(data / 'committed')], capsys)
-    assert proc.returncode != 0 and 'no train.log in' in proc.stderr and not (data / 'committed').exists()
+    # the committed copy (`report`'s) keeps the time without the log, which names the machine's folders
+    committed = tmp_path / 'committed'
+    assert study.copy_small_files(runs, committed) == 1 and not (committed / model / run.name / 'train.log').exists()
+    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(committed), '--data', str(data / 'c')], capsys)
+    assert proc.returncode == 0 and json.loads((data / 'c' / 'spent20.json').read_text())['rows'] == spent['rows']
+    # a run with neither: a clear error, not zero hours
+    (committed / model / run.name / study.TRAIN_TIME).unlink()
+    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(committed), '--data', str(data / 'e')], capsys)
+    assert proc.returncode == 1 and 'neither train.log nor train_time.json in' in proc.stderr
+    assert not (data / 'e').exists()

@@ -319,10 +319,24 @@ def train_seconds(log: Path) -> Tuple[float, int]:
     return sum((end - begin).total_seconds() for begin, end in sessions), len(sessions)
 
 
+TRAIN_TIME = 'train_time.json'  # `train_seconds` of a finished run, in its committed copy (which has no train.log)
+
+
+def run_train_seconds(run: Path) -> Optional[Tuple[float, int]]:
+    """`train_seconds` of a run directory: from its train.log, or the committed copy's `TRAIN_TIME`; None without
+    either."""
+    if (run / 'train.log').exists():
+        return train_seconds(run / 'train.log')
+    if (run / TRAIN_TIME).exists():
+        record = json.loads((run / TRAIN_TIME).read_text())
+        return record['seconds'], record['sessions']
+    return None
+
+
 def cmd_spent(args) -> int:
-    """Core-hours the grid's runs under --runs took (each run is one single-thread train.py), from their train.logs:
-    per row and in all, reruns and diverged runs included, beside the `cost` prediction where there is one; into
-    `<data>/spent<depth>.json` and `.md` (no suffix for a group's first study)."""
+    """Core-hours the grid's runs under --runs took (each run is one single-thread train.py), from their train.logs
+    or, in the committed copy, `TRAIN_TIME`: per row and in all, reruns and diverged runs included, beside the `cost`
+    prediction where there is one; into `<data>/spent<depth>.json` and `.md` (no suffix for a group's first study)."""
     group, study = selected_study(args)
     suffix = '' if study is group.parts[0][1] else str(study.depth)
     predicted = {}
@@ -334,10 +348,11 @@ def cmd_spent(args) -> int:
         seconds = epochs = sessions = 0
         status = {'trained': 0, 'diverged': 0, 'unfinished': 0}
         for d in runs:
-            if not (d / 'train.log').exists():
+            measured = run_train_seconds(d)
+            if measured is None:
                 missing.append(str(d))
                 continue
-            s, n = train_seconds(d / 'train.log')
+            s, n = measured
             seconds, sessions, epochs = seconds + s, sessions + n, epochs + len(read_summary(d))
             outcome = read_outcome(d)
             status['unfinished' if outcome is None else outcome['status']] += 1
@@ -348,8 +363,8 @@ def cmd_spent(args) -> int:
                          min_per_epoch=round(seconds / 60 / epochs, 2) if epochs else None,
                          predicted_min_per_epoch=cost['epoch_min'] if cost else None))
     if missing:
-        raise SystemExit(f"error: no train.log in {', '.join(missing)}; --runs must be the folder the grid trained "
-                         f'in (the committed copy keeps only the small files)')
+        raise SystemExit(f"error: neither train.log nor {TRAIN_TIME} in {', '.join(missing)}; --runs must be the "
+                         f'folder the grid trained in, or its copy by `report`')
     record = dict(study=study.name, runs_root=args.runs.name, core_hours=round(total / 3600, 2), rows=rows)
     lines = [f'# Core-hours the {study.name} grid took', '',
              f'`python train/study.py spent --study {args.study} --depth {study.depth}`: every run of the grid '
@@ -422,7 +437,8 @@ def validate_command(results_file: Path, *model_args: str, dataset: str = 'digit
 
 
 def copy_small_files(runs: Path, data_runs: Path) -> int:
-    """Copy each finished run's `SMALL_FILES` into the committed layout."""
+    """Copy each finished run's `SMALL_FILES` into the committed layout, and the time its train.log records
+    (`TRAIN_TIME`; the log itself names the machine's folders)."""
     n = 0
     for outcome in sorted(runs.glob('*/seed*-lr*/study.json')):
         src = outcome.parent
@@ -431,6 +447,10 @@ def copy_small_files(runs: Path, data_runs: Path) -> int:
         for name in SMALL_FILES:
             if (src / name).exists():
                 shutil.copyfile(src / name, dst / name)
+        if (src / 'train.log').exists():
+            seconds, sessions = train_seconds(src / 'train.log')
+            atomic_write_text(str(dst / TRAIN_TIME), json.dumps(dict(seconds=round(seconds, 3), sessions=sessions))
+                              + '\n')
         n += 1
     return n
 
@@ -708,7 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=1, help='torch threads (default 1, as each run of the grid)')
     p.add_argument('--steps', type=int, default=3, help='steps per round')
     p.add_argument('--rounds', type=int, default=3, help='rounds (the median is used)')
-    p = add('spent', cmd_spent, 'core-hours the runs under --runs took, from their train.logs (after the grid)')
+    p = add('spent', cmd_spent, 'core-hours the runs under --runs took, from their train.logs (or the committed '
+                                'copy\'s train_time.json)')
     p.add_argument('--depth', type=int, default=None, help='as for run')
     add_data(p, 'output folder of spent.json / spent.md')
     p = add('report', cmd_report, 'aggregate, copy the small files into docs, write tables and figures')
