@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -306,7 +307,6 @@ SESSION_START = 'Training with'
 def train_seconds(log: Path) -> Tuple[float, int]:
     """Wall seconds train.py spent on a run, and its number of sessions, from its train.log: each session from its
     first logged line to its last. The part of an interrupted epoch after the session's last line is not counted."""
-    from datetime import datetime
     sessions: List[List[datetime]] = []
     for line in log.read_text().splitlines():
         m = LOG_TIME.match(line)
@@ -338,9 +338,9 @@ def cmd_spent(args) -> int:
     or, in the committed copy, `TRAIN_TIME`: per row and in all, reruns and diverged runs included, beside the `cost`
     prediction where there is one; into `<data>/spent<depth>.json` and `.md` (no suffix for a group's first study)."""
     group, study = selected_study(args)
-    suffix = '' if study is group.parts[0][1] else str(study.depth)
+    suffix = part_suffix(group, study)
     predicted = {}
-    if study is group.parts[0][1] and (args.data / 'cost.json').exists():
+    if not suffix and (args.data / 'cost.json').exists():  # `cost` measures a group's first study
         predicted = {r['model']: r for r in json.loads((args.data / 'cost.json').read_text())['rows']}
     rows, total, missing = [], 0.0, []
     for r in study.rows:
@@ -491,11 +491,15 @@ def plot_curves(results: Dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def part_suffix(group: StudyGroup, study: StudyDefinition) -> str:
+    """Suffix of a group part's tables, figure and files: '' for the first part, its depth for the others ('110',
+    '20')."""
+    return '' if study is group.parts[0][1] else str(study.depth)
+
+
 def _part_results(results: Dict, group: StudyGroup) -> List[Tuple[str, StudyDefinition, Dict]]:
-    """(suffix of its tables and figure, study, results) of each part of a `collect_all` output: '' for the first
-    part, its depth for the others ('110', '20')."""
-    return [('' if not key else str(study.depth), study, results[key] if key else results)
-            for key, study in group.parts]
+    """(`part_suffix`, study, results) of each part of a `collect_all` output."""
+    return [(part_suffix(group, study), study, results[key] if key else results) for key, study in group.parts]
 
 
 def render_blocks(results: Dict, group: StudyGroup, data: Path, doc: Path = DOC) -> Dict[str, List[str]]:

@@ -334,6 +334,8 @@ CLAIMS: Tuple[Tuple[str, bool, Tuple[Pair, ...]], ...] = (
         (('NormProp3', 'ReLU'), ('NormProp3', 'CReLU')),
         (('NF (scaled WS)', 'ReLU'), ('NF (scaled WS)', 'CReLU')))),
 )
+
+
 def error_key(split: str) -> str:
     """The per-seed and per-row error of `collect_study` output on `split`: 'test_error' or 'val_error'."""
     return 'test_error' if split == 'test' else 'val_error'
