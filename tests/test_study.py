@@ -384,3 +384,46 @@ def test_a_run_still_at_chance_is_stopped_early(tmp_path: Path, capsys):
     proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(committed), '--data', str(data / 'e')], capsys)
     assert proc.returncode == 1 and 'neither train.log nor train_time.json in' in proc.stderr
     assert not (data / 'e').exists()
+
+
+def test_restore_reruns_a_lost_best_seed_and_keeps_it_only_if_it_repeats_the_record(tmp_path: Path, capsys):
+    """A new machine has a grid's committed copy but not its weights: `restore` trains the best seed again (a real
+    train.py) and keeps the weights only when the rerun repeats the committed summary.csv; the restored weights are
+    the original run's, bit for bit."""
+    import torch
+    model = 'crelu_resnet20_relu'
+    hparams = REPO / 'hub' / 'published' / f'{model}.digits' / 'train_hparams.yaml'
+    seed = (yaml.safe_load(hparams.read_text())['seed'] + 1) % 5 if hparams.exists() else 1  # weights nowhere else
+    runs, data = tmp_path / 'runs', tmp_path / 'data'
+    tiny = ['--', '--epochs', '4', '--train-num-samples', '128', '--val-num-samples', '32']
+    proc = call_main(STUDY, ['run', '--depth', '20', '--runs', str(runs), '--models', model, '--seeds', str(seed),
+                             '--workers', '1', '--max-halvings', '0', *tiny], capsys)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = runs / model / f'seed{seed}-lr{BASE_LR:g}'
+    original = torch.load(run / 'last.pth.tar', map_location='cpu', weights_only=True)['state_dict']
+    study = load_script(STUDY)
+    assert study.copy_small_files(runs, data / 'runs') == 1
+    shutil.rmtree(runs)  # the new machine
+    restore = ['restore', '--runs', str(runs), '--data', str(data), '--models', model, *tiny]
+
+    summary = data / 'runs' / model / run.name / 'summary.csv'
+    record = summary.read_text()
+    lines = record.splitlines()
+    cols = lines[-1].split(',')
+    cols[3] = str(float(cols[3]) + 1.0)  # the final validation top-1 of the record, one point off
+    summary.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
+    proc = call_main(STUDY, restore, capsys)
+    assert proc.returncode == 1 and 'does not repeat the committed run (epoch 4 eval_top1' in proc.stderr, proc.stderr
+    assert not run.exists()  # nothing restored
+
+    summary.write_text(record)
+    proc = call_main(STUDY, restore, capsys)  # the rerun kept in .restore is checked again, now against the record
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f'{model}: seed {seed} lr {BASE_LR:g} restored' in proc.stdout
+    restored = torch.load(run / 'last.pth.tar', map_location='cpu', weights_only=True)['state_dict']
+    assert restored.keys() == original.keys() and all(torch.equal(restored[k], original[k]) for k in original)
+    assert not (runs / '.restore' / model / run.name).exists()
+    # the run's folder now reads as finished: `run` skips it, `restore` finds the weights
+    assert (run / 'study.json').read_text() == (data / 'runs' / model / run.name / 'study.json').read_text()
+    proc = call_main(STUDY, restore, capsys)
+    assert proc.returncode == 0 and f'{model}: seed {seed} has its weights' in proc.stdout

@@ -32,6 +32,8 @@ Commands:
     # trained-model statistics (SPP, Delta, Table 1) of each row's best seed, and publishing of the best seeds
     python train/study.py analyze [--study fashion_mnist]
     python train/study.py publish [--study fashion_mnist]
+    # on a new machine (the committed copy of a grid has no weights): rerun the best seeds, checked against the record
+    python train/study.py restore [--study fashion_mnist]
     # validate every published folder again as timm loads it, each on its split (Fashion-MNIST's tags: test)
     python train/study.py revalidate
 """
@@ -425,8 +427,89 @@ def best_weights(runs: Path, row: Dict, tag: str) -> Path:
     published = published_run(row, tag)
     if published is None:
         raise SystemExit(f"error: {row['model']}: neither {ckpt} nor a published copy of seed "
-                         f"{row['best_seed']['seed']} exists; rerun that seed (delete its study.json and run again)")
+                         f"{row['best_seed']['seed']} exists; rerun that seed: python train/study.py restore "
+                         f"--study {tag} --models {row['model']} --runs {ckpt.parents[2]}")
     return published
+
+
+def summary_difference(committed: List[Dict[str, float]], rerun: List[Dict[str, float]]) -> Optional[str]:
+    """Where a rerun's summary.csv first differs from the committed one (every column the committed file has, exact
+    to the digits train.py wrote), or None when it repeats it epoch by epoch."""
+    if len(rerun) != len(committed):
+        return f'{len(rerun)} epochs, the committed run {len(committed)}'
+    for epoch, (a, b) in enumerate(zip(committed, rerun), start=1):
+        for key, value in a.items():
+            if b.get(key) != value:
+                return f'epoch {epoch} {key} {b.get(key)}, the committed run {value}'
+    return None
+
+
+def restore_run(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path, committed: Path, threads: int,
+                extra: Sequence[str] = ()) -> Path:
+    """Train a finished run again, from scratch, to get back the final weights a new machine lost (a grid's
+    committed copy keeps only `SMALL_FILES`), and keep them only if the rerun repeats the committed run: every
+    epoch of its summary.csv and, for a study with a test split, its `test.json`. CPU training with one thread and
+    a seeded loader repeats itself bit for bit (the test of `restore` checks the weights).
+
+    The rerun trains under `<runs>/.restore/` (a stopped restore continues there); on a match its `last.pth.tar`
+    and the committed `SMALL_FILES` go into the run's folder, so that `run` sees it finished.
+
+    Returns:
+        The restored checkpoint.
+
+    Raises:
+        RuntimeError: train.py failed, or the rerun differs from the committed run (it is left in `.restore`).
+    """
+    scratch = runs / '.restore'
+    out = run_dir(scratch, model, seed, lr)
+    out.mkdir(parents=True, exist_ok=True)
+    status = _train(train_command(study, model, seed, lr, scratch, extra), out, _env(threads), None, None)
+    if status != 0:
+        raise RuntimeError(f'{model} seed {seed} lr {lr_name(lr)}: train.py exited with {status}; see '
+                           f'{out}/console.log')
+    differs = summary_difference(read_summary(committed), read_summary(out))
+    if differs is None and study.verdict_split == 'test':
+        measure_test(study, out, threads, extra)
+        mine, theirs = (json.loads((d / 'test.json').read_text()) for d in (out, committed))
+        differs = next((f'test {k} {mine[k]}, the committed run {theirs[k]}' for k in ('top1', 'top5')
+                        if mine[k] != theirs[k]), None)
+    if differs is not None:
+        raise RuntimeError(f'{model} seed {seed} lr {lr_name(lr)}: the rerun in {out} does not repeat the committed '
+                           f'run ({differs}); its weights were not restored')
+    dst = run_dir(runs, model, seed, lr)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in SMALL_FILES + (TRAIN_TIME,):
+        if (committed / name).exists() and not (dst / name).exists():
+            shutil.copyfile(committed / name, dst / name)
+    os.replace(out / 'last.pth.tar', dst / 'last.pth.tar')  # one filesystem: the checkpoint appears whole
+    shutil.rmtree(out)
+    return dst / 'last.pth.tar'
+
+
+def cmd_restore(args) -> int:
+    """Rerun the best seed of each row whose final weights are in neither --runs nor hub/published (see
+    `restore_run`), so that `analyze` and `publish` can use them on a machine that has only the committed files."""
+    group = GROUPS[args.study]
+    results = collect_all(args.data / 'runs', group)  # the committed record
+    for _, study, part in _part_results(results, group):
+        for r in part['rows']:
+            if (args.models and r['model'] not in args.models) or r['best_seed'] is None:
+                continue
+            seed, lr = r['best_seed']['seed'], r['best_seed']['lr']
+            if best_checkpoint(args.runs, r).is_file() or published_run(r, study.tag) is not None:
+                print(f"{r['model']}: seed {seed} has its weights")
+                continue
+            began = time.time()
+            try:
+                ckpt = restore_run(study, r['model'], seed, lr, args.runs, run_dir(args.data / 'runs', r['model'],
+                                                                                  seed, lr), args.threads,
+                                   args.train_args)
+            except RuntimeError as e:
+                print(f'error: {e}', file=sys.stderr)
+                return 1
+            print(f"{r['model']}: seed {seed} lr {lr_name(lr)} restored into {ckpt} "
+                  f"({(time.time() - began) / 60:.1f} min), its rerun repeats the committed run")
+    return 0
 
 
 def validate_command(results_file: Path, *model_args: str, dataset: str = 'digits',
@@ -745,6 +828,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add('publish', cmd_publish, 'validate and publish each row\'s best seed into hub/published/')
     add_data(p, 'committed study data, run `report` first')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
+    p = add('restore', cmd_restore, 'rerun the best seeds whose weights a new machine lost, kept only if the rerun '
+                                    'repeats the committed run')
+    add_data(p, 'committed study data')
+    p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads (1, as the grid trained)')
+    p.add_argument('train_args', nargs=argparse.REMAINDER, help='after --: the extra train.py flags the grid had')
     p = add('revalidate', cmd_revalidate, 'validate every published folder and compare with its card and results')
     p.add_argument('--tmp', default=os.environ.get('TMPDIR', '/tmp'), help='where the results files go')
     return parser
