@@ -14,13 +14,14 @@ import yaml
 from script_helpers import REPO, call_main, load_script, run_script
 from timm_nf.paper import TABLE2, deep_study_rows, study_rows
 from train.reproduction.study import (
-    CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, GROUPS, RESULTS_FILE, STUDIES, SeedResult, _compare, _row_summary,
-    _spread, all_rows, claim_verdicts, classify_run, collect_all, collect_study, comparison_table, load_results,
-    verdict_changes,
+    CHANCE_LEVEL, CLAIMS, EXIT_NONFINITE_LOSS, GROUPS, MAX_HALVINGS, RESULTS_FILE, STUDIES, SeedResult, _compare,
+    _row_summary, _spread, all_rows, claim_verdicts, classify_run, collect_all, collect_study, comparison_table,
+    load_results, verdict_changes,
 )
 
 STUDY = REPO / 'train' / 'study.py'
 DIGITS56 = STUDIES['digits56']
+DIGITS20 = STUDIES['digits20']
 BASE_LR = DIGITS56.base_lr
 
 
@@ -403,27 +404,56 @@ def test_restore_reruns_a_lost_best_seed_and_keeps_it_only_if_it_repeats_the_rec
     original = torch.load(run / 'last.pth.tar', map_location='cpu', weights_only=True)['state_dict']
     study = load_script(STUDY)
     assert study.copy_small_files(runs, data / 'runs') == 1
+    # The row's other seeds, in the record, diverged at every lr: the row is finished and `seed` is its best.
+    others = [s for s in DIGITS20.seeds_of(next(r for r in DIGITS20.rows if r.model == model)) if s != seed]
+    for other in others:
+        for k in range(MAX_HALVINGS + 1):
+            lr = BASE_LR / 2 ** k
+            folder = data / 'runs' / model / f'seed{other}-lr{lr:g}'
+            folder.mkdir(parents=True)
+            (folder / 'study.json').write_text(json.dumps(dict(
+                model=model, seed=other, lr=lr, exit_status=3, epochs=0, status='diverged', reason='non-finite')))
+            (folder / 'train_time.json').write_text(json.dumps(dict(seconds=1.0, sessions=1)))
     shutil.rmtree(runs)  # the new machine
-    restore = ['restore', '--runs', str(runs), '--data', str(data), '--models', model, *tiny]
+    restore = ['restore', '--runs', str(runs), '--data', str(data), '--models', model]
 
     summary = data / 'runs' / model / run.name / 'summary.csv'
     record = summary.read_text()
     lines = record.splitlines()
     cols = lines[-1].split(',')
     cols[3] = str(float(cols[3]) + 1.0)  # the final validation top-1 of the record, one point off
-    summary.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
-    proc = call_main(STUDY, restore, capsys)
+    edited = '\n'.join(lines[:-1] + [','.join(cols)]) + '\n'
+    summary.write_text(edited)
+    proc = call_main(STUDY, restore + tiny, capsys)
     assert proc.returncode == 1 and 'does not repeat the committed run (epoch 4 eval_top1' in proc.stderr, proc.stderr
     assert not run.exists()  # nothing restored
 
     summary.write_text(record)
-    proc = call_main(STUDY, restore, capsys)  # the rerun kept in .restore is checked again, now against the record
+    proc = call_main(STUDY, restore + tiny, capsys)  # the rerun kept in .restore, checked again against the record
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f'{model}: seed {seed} lr {BASE_LR:g} restored' in proc.stdout
+    assert f'{model}: seed {seed} restored' in proc.stdout and f'trained at lr {BASE_LR:g}' in proc.stdout
     restored = torch.load(run / 'last.pth.tar', map_location='cpu', weights_only=True)['state_dict']
     assert restored.keys() == original.keys() and all(torch.equal(restored[k], original[k]) for k in original)
     assert not (runs / '.restore' / model / run.name).exists()
     # the run's folder now reads as finished: `run` skips it, `restore` finds the weights
     assert (run / 'study.json').read_text() == (data / 'runs' / model / run.name / 'study.json').read_text()
-    proc = call_main(STUDY, restore, capsys)
+    proc = call_main(STUDY, restore + tiny, capsys)
     assert proc.returncode == 0 and f'{model}: seed {seed} has its weights' in proc.stdout
+
+    # Another machine's CPU trains another trajectory from the same seed (here: the record edited): with --supersede
+    # the rerun replaces the seed's record, and the record it replaced is kept under superseded/.
+    shutil.rmtree(runs)
+    summary.write_text(edited)
+    proc = call_main(STUDY, restore + ['--supersede'] + tiny, capsys)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f'{model}: seed {seed} superseded' in proc.stdout and 'replaced the record' in proc.stdout
+    assert (data / 'runs' / model / 'superseded' / run.name / 'summary.csv').read_text() == edited
+    assert summary.read_text() == record  # the rerun's own record (this machine: the original run's)
+    assert (run / 'last.pth.tar').is_file() and (run / 'train.log').is_file()
+    # `spent` counts the superseded run beside its replacement
+    proc = call_main(STUDY, ['spent', '--depth', '20', '--runs', str(data / 'runs'), '--data', str(tmp_path)], capsys)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    spent = json.loads((tmp_path / 'spent20.json').read_text())
+    row = next(r for r in spent['rows'] if r['model'] == model)
+    assert (row['runs'], row['trained'], row['diverged']) == (2 + len(others) * (MAX_HALVINGS + 1), 2,
+                                                              len(others) * (MAX_HALVINGS + 1))

@@ -57,9 +57,9 @@ sys.path.insert(0, str(REPO))
 from timm_nf.paper import StudyRow  # noqa: E402
 from timm_nf.pretrained import PretrainedWeights, find_published  # noqa: E402
 from train.reproduction.study import (  # noqa: E402
-    GROUPS, MAX_HALVINGS, StudyDefinition, StudyGroup, all_rows, at_chance_early, claims_table, classify_run,
-    collect_all, comparison_table, delta_lines, load_results, lr_name, read_outcome, read_summary, read_test_top1,
-    replace_blocks, results_table, run_dir, table1_lines,
+    GROUPS, MAX_HALVINGS, SeedResult, StudyDefinition, StudyGroup, all_rows, at_chance_early, claims_table,
+    classify_run, collect_all, collect_seed, comparison_table, delta_lines, load_results, lr_name, read_outcome,
+    read_summary, read_test_top1, replace_blocks, results_table, run_dir, table1_lines,
 )
 from timm_nf.training.checkpoint import atomic_write_text  # noqa: E402
 
@@ -322,6 +322,7 @@ def train_seconds(log: Path) -> Tuple[float, int]:
 
 
 TRAIN_TIME = 'train_time.json'  # `train_seconds` of a finished run, in its committed copy (which has no train.log)
+SUPERSEDED = 'superseded'  # `<runs>/<model>/superseded/`: the runs of a seed that `restore --supersede` replaced
 
 
 def run_train_seconds(run: Path) -> Optional[Tuple[float, int]]:
@@ -346,7 +347,9 @@ def cmd_spent(args) -> int:
         predicted = {r['model']: r for r in json.loads((args.data / 'cost.json').read_text())['rows']}
     rows, total, missing = [], 0.0, []
     for r in study.rows:
-        runs = sorted(d for d in (args.runs / r.model).glob('seed*-lr*') if d.is_dir())
+        # the runs of the grid's record and those a rerun on another machine superseded (`restore`)
+        runs = sorted(d for pattern in ('seed*-lr*', f'{SUPERSEDED}/seed*-lr*')
+                      for d in (args.runs / r.model).glob(pattern) if d.is_dir())
         seconds = epochs = sessions = 0
         status = {'trained': 0, 'diverged': 0, 'unfinished': 0}
         for d in runs:
@@ -370,7 +373,8 @@ def cmd_spent(args) -> int:
     record = dict(study=study.name, runs_root=args.runs.name, core_hours=round(total / 3600, 2), rows=rows)
     lines = [f'# Core-hours the {study.name} grid took', '',
              f'`python train/study.py spent --study {args.study} --depth {study.depth}`: every run of the grid '
-             '(reruns at a lower lr, runs stopped at chance and unfinished runs included), the wall time of its '
+             '(reruns at a lower lr, runs stopped at chance, unfinished runs and runs a rerun superseded included), '
+             'the wall time of its '
              'single-thread train.py over all its sessions, from its train.log. Two runs trained at once on a '
              '2-core machine that also ran other work, so these are upper bounds of the core time. Not counted: '
              "the test split's measurement of each trained run (validate.py), and the part of an interrupted epoch "
@@ -444,72 +448,126 @@ def summary_difference(committed: List[Dict[str, float]], rerun: List[Dict[str, 
     return None
 
 
-def restore_run(study: StudyDefinition, model: str, seed: int, lr: float, runs: Path, committed: Path, threads: int,
-                extra: Sequence[str] = ()) -> Path:
-    """Train a finished run again, from scratch, to get back the final weights a new machine lost (a grid's
-    committed copy keeps only `SMALL_FILES`), and keep them only if the rerun repeats the committed run: every
-    epoch of its summary.csv and, for a study with a test split, its `test.json`. CPU training with one thread and
-    a seeded loader repeats itself bit for bit (the test of `restore` checks the weights).
+def seed_runs(runs: Path, model: str, seed: int) -> List[Path]:
+    """The run folders of one seed (each lr it tried)."""
+    return sorted(p for p in (Path(runs) / model).glob(f'seed{seed}-lr*') if p.is_dir())
 
-    The rerun trains under `<runs>/.restore/` (a stopped restore continues there); on a match its `last.pth.tar`
-    and the committed `SMALL_FILES` go into the run's folder, so that `run` sees it finished.
+
+def seed_difference(committed: SeedResult, rerun: SeedResult, committed_runs: Path, rerun_runs: Path,
+                    model: str) -> Optional[str]:
+    """Where a seed trained again first differs from its committed record (the lrs that diverged and why, the lr
+    that trained, every column of every epoch of its summary.csv, its test split numbers), or None when it repeats
+    it."""
+    if (rerun.lrs_diverged, rerun.diverge_reasons, rerun.lr) != (committed.lrs_diverged, committed.diverge_reasons,
+                                                                 committed.lr):
+        return (f'diverged at lr {rerun.lrs_diverged} and trained at {rerun.lr}, the record diverged at '
+                f'{committed.lrs_diverged} and trained at {committed.lr}')
+    if rerun.lr is None:
+        return None
+    ours, theirs = (run_dir(r, model, rerun.seed, rerun.lr) for r in (rerun_runs, committed_runs))
+    differs = summary_difference(read_summary(theirs), read_summary(ours))
+    if differs is None and rerun.test_error != committed.test_error:
+        differs = f'test error {rerun.test_error}, the record {committed.test_error}'
+    return differs
+
+
+def _move_runs(runs: Sequence[Path], folder: Path) -> None:
+    """Move run folders into `folder` (renames on one filesystem), none if one of them is there already."""
+    if not runs:
+        return
+    for run in runs:
+        if (folder / run.name).exists():
+            raise RuntimeError(f'{folder / run.name} exists already; move it away first')
+    folder.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        os.replace(run, folder / run.name)
+
+
+def restore_seed(study: StudyDefinition, row: StudyRow, seed: int, runs: Path, data_runs: Path, threads: int,
+                 extra: Sequence[str] = (), supersede: bool = False) -> str:
+    """Train a seed again, from scratch and under the lr-halving rule, to get back the final weights a new machine
+    lost (a grid's committed copy keeps only `SMALL_FILES`).
+
+    If the rerun repeats the committed record (`seed_difference`: CPU training with one thread repeats itself bit
+    for bit on one machine, as the test of `restore` checks on the weights), its `last.pth.tar` joins the run's
+    folder under `runs`, with the committed `SMALL_FILES`, so that `run` sees the run finished. Another machine's
+    CPU (other vector instructions, other rounding) trains another trajectory from the same seed; then the rerun
+    replaces the seed's record only with `supersede`: the seed's runs, committed and local, move to
+    `<model>/superseded/`, and the rerun's take their place (their small files into `data_runs`). The rerun trains
+    under `<runs>/.restore/` (a stopped restore continues there).
 
     Returns:
-        The restored checkpoint.
+        'restored' or 'superseded'.
 
     Raises:
-        RuntimeError: train.py failed, or the rerun differs from the committed run (it is left in `.restore`).
+        RuntimeError: a run failed, or the rerun differs from the record and `supersede` is off (it is left in
+            `.restore`).
     """
     scratch = runs / '.restore'
-    out = run_dir(scratch, model, seed, lr)
-    out.mkdir(parents=True, exist_ok=True)
-    status = _train(train_command(study, model, seed, lr, scratch, extra), out, _env(threads), None, None)
-    if status != 0:
-        raise RuntimeError(f'{model} seed {seed} lr {lr_name(lr)}: train.py exited with {status}; see '
-                           f'{out}/console.log')
-    differs = summary_difference(read_summary(committed), read_summary(out))
-    if differs is None and study.verdict_split == 'test':
-        measure_test(study, out, threads, extra)
-        mine, theirs = (json.loads((d / 'test.json').read_text()) for d in (out, committed))
-        differs = next((f'test {k} {mine[k]}, the committed run {theirs[k]}' for k in ('top1', 'top5')
-                        if mine[k] != theirs[k]), None)
-    if differs is not None:
-        raise RuntimeError(f'{model} seed {seed} lr {lr_name(lr)}: the rerun in {out} does not repeat the committed '
-                           f'run ({differs}); its weights were not restored')
-    dst = run_dir(runs, model, seed, lr)
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in SMALL_FILES + (TRAIN_TIME,):
-        if (committed / name).exists() and not (dst / name).exists():
-            shutil.copyfile(committed / name, dst / name)
-    os.replace(out / 'last.pth.tar', dst / 'last.pth.tar')  # one filesystem: the checkpoint appears whole
-    shutil.rmtree(out)
-    return dst / 'last.pth.tar'
+    run_row_seed(study, row, seed, scratch, None, threads, extra)
+    committed, rerun = (collect_seed(r, row.model, seed, study) for r in (data_runs, scratch))
+    if not rerun.finished:
+        raise RuntimeError(f'{row.model} seed {seed}: the rerun in {scratch} did not finish')
+    differs = seed_difference(committed, rerun, data_runs, scratch, row.model)
+    if differs is None:
+        src, dst = run_dir(scratch, row.model, seed, rerun.lr), run_dir(runs, row.model, seed, rerun.lr)
+        dst.mkdir(parents=True, exist_ok=True)
+        committed_run = run_dir(data_runs, row.model, seed, rerun.lr)
+        for name in SMALL_FILES + (TRAIN_TIME,):
+            if (committed_run / name).exists() and not (dst / name).exists():
+                shutil.copyfile(committed_run / name, dst / name)
+        os.replace(src / 'last.pth.tar', dst / 'last.pth.tar')  # one filesystem: the checkpoint appears whole
+        for run in seed_runs(scratch, row.model, seed):
+            shutil.rmtree(run)
+        return 'restored'
+    if not supersede:
+        raise RuntimeError(f'{row.model} seed {seed}: the rerun in {scratch} does not repeat the committed run '
+                           f'({differs}); its weights were not restored (--supersede: let the rerun replace the '
+                           'record)')
+    for root in (data_runs, runs):
+        _move_runs(seed_runs(root, row.model, seed), root / row.model / SUPERSEDED)
+    _move_runs(seed_runs(scratch, row.model, seed), runs / row.model)
+    copy_small_files(runs, data_runs, pattern=f'{row.model}/seed{seed}-lr*/study.json')
+    return 'superseded'
 
 
 def cmd_restore(args) -> int:
-    """Rerun the best seed of each row whose final weights are in neither --runs nor hub/published (see
-    `restore_run`), so that `analyze` and `publish` can use them on a machine that has only the committed files."""
+    """Give every finished row's best seed its weights again (`restore_seed`), so that `analyze` and `publish` can
+    run on a machine that has only the committed files; with --supersede a rerun that trained another trajectory
+    replaces its seed's record, the row's best seed is chosen again, on validation, and restored in turn."""
     group = GROUPS[args.study]
-    results = collect_all(args.data / 'runs', group)  # the committed record
-    for _, study, part in _part_results(results, group):
-        for r in part['rows']:
-            if (args.models and r['model'] not in args.models) or r['best_seed'] is None:
-                continue
-            seed, lr = r['best_seed']['seed'], r['best_seed']['lr']
-            if best_checkpoint(args.runs, r).is_file() or published_run(r, study.tag) is not None:
-                print(f"{r['model']}: seed {seed} has its weights")
-                continue
-            began = time.time()
-            try:
-                ckpt = restore_run(study, r['model'], seed, lr, args.runs, run_dir(args.data / 'runs', r['model'],
-                                                                                  seed, lr), args.threads,
-                                   args.train_args)
-            except RuntimeError as e:
-                print(f'error: {e}', file=sys.stderr)
-                return 1
-            print(f"{r['model']}: seed {seed} lr {lr_name(lr)} restored into {ckpt} "
-                  f"({(time.time() - began) / 60:.1f} min), its rerun repeats the committed run")
-    return 0
+    done = set()
+    while True:
+        results = collect_all(args.data / 'runs', group)  # the committed record, as restores change it
+        todo, ready = [], []
+        for _, study, part in _part_results(results, group):
+            for r in part['rows']:
+                if (args.models and r['model'] not in args.models) or r['best_seed'] is None:
+                    continue
+                if r['seeds_finished'] != r['seeds_planned']:  # its best seed may still change
+                    print(f"{r['model']}: {r['seeds_finished']} of {r['seeds_planned']} seeds finished, not restored")
+                elif best_checkpoint(args.runs, r).is_file() or published_run(r, study.tag) is not None:
+                    ready.append(f"{r['model']}: seed {r['best_seed']['seed']} has its weights")
+                elif (r['model'], r['best_seed']['seed']) not in done:
+                    todo.append((study, r))
+        if not todo:
+            print('\n'.join(ready))
+            return 0
+        study, r = todo[0]
+        seed = r['best_seed']['seed']
+        row = next(x for x in study.rows if x.model == r['model'])
+        began = time.time()
+        try:
+            how = restore_seed(study, row, seed, args.runs, args.data / 'runs', args.threads, args.train_args,
+                               args.supersede)
+        except RuntimeError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 1
+        done.add((r['model'], seed))
+        after = collect_seed(args.data / 'runs', r['model'], seed, study)
+        print(f"{r['model']}: seed {seed} {how} ({(time.time() - began) / 60:.1f} min), trained at lr "
+              f"{lr_name(after.lr) if after.lr else '-'}, validation error {after.val_error}%"
+              + (' (the rerun replaced the record: a new machine)' if how == 'superseded' else ''), flush=True)
 
 
 def validate_command(results_file: Path, *model_args: str, dataset: str = 'digits',
@@ -519,11 +577,11 @@ def validate_command(results_file: Path, *model_args: str, dataset: str = 'digit
             '-j', '0', '--results-file', str(results_file), '--results-format', 'json']
 
 
-def copy_small_files(runs: Path, data_runs: Path) -> int:
-    """Copy each finished run's `SMALL_FILES` into the committed layout, and the time its train.log records
-    (`TRAIN_TIME`; the log itself names the machine's folders)."""
+def copy_small_files(runs: Path, data_runs: Path, pattern: str = '*/seed*-lr*/study.json') -> int:
+    """Copy each finished run's `SMALL_FILES` (the runs whose `study.json` matches `pattern`) into the committed
+    layout, and the time its train.log records (`TRAIN_TIME`; the log itself names the machine's folders)."""
     n = 0
-    for outcome in sorted(runs.glob('*/seed*-lr*/study.json')):
+    for outcome in sorted(runs.glob(pattern)):
         src = outcome.parent
         dst = data_runs / src.relative_to(runs)
         dst.mkdir(parents=True, exist_ok=True)
@@ -833,6 +891,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data(p, 'committed study data')
     p.add_argument('--models', nargs='+', default=None, help='only these rows (registered names)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (1, as the grid trained)')
+    p.add_argument('--supersede', action='store_true',
+                   help='a rerun that does not repeat its record (another machine) replaces it; the old runs move to '
+                        f'<model>/{SUPERSEDED}/')
     p.add_argument('train_args', nargs=argparse.REMAINDER, help='after --: the extra train.py flags the grid had')
     p = add('revalidate', cmd_revalidate, 'validate every published folder and compare with its card and results')
     p.add_argument('--tmp', default=os.environ.get('TMPDIR', '/tmp'), help='where the results files go')

@@ -184,7 +184,7 @@ def read_test_top1(path: Path) -> Optional[float]:
         return None
 
 
-def _collect_seed(runs: Path, model: str, seed: int, study: StudyDefinition) -> SeedResult:
+def collect_seed(runs: Path, model: str, seed: int, study: StudyDefinition) -> SeedResult:
     result = SeedResult(seed)
     for k in range(MAX_HALVINGS + 1):
         lr = study.base_lr / 2 ** k
@@ -292,7 +292,7 @@ def _row_summary(row: StudyRow, seeds: List[SeedResult], study: StudyDefinition)
 
 def collect_study(runs: Path, study: StudyDefinition) -> Dict[str, Any]:
     """Aggregate every row of `study` found under `runs` (unfinished seeds are reported as such)."""
-    summaries = [_row_summary(r, [_collect_seed(Path(runs), r.model, s, study) for s in study.seeds_of(r)], study)
+    summaries = [_row_summary(r, [collect_seed(Path(runs), r.model, s, study) for s in study.seeds_of(r)], study)
                  for r in study.rows]
     return dict(study=study.name, dataset=study.dataset, depth=study.depth, seeds=list(study.seeds),
                 table1_seeds=list(study.table1_seeds), target_top1=study.target_top1, base_lr=study.base_lr,
