@@ -526,7 +526,8 @@ def restore_seed(study: StudyDefinition, row: StudyRow, seed: int, runs: Path, d
                            'record)')
     for root in (data_runs, runs):
         _move_runs(seed_runs(root, row.model, seed), root / row.model / SUPERSEDED)
-    _move_runs(seed_runs(scratch, row.model, seed), runs / row.model)
+    # the runs the rule made (a folder without an outcome is an earlier attempt's, beyond the lr that trained)
+    _move_runs([r for r in seed_runs(scratch, row.model, seed) if read_outcome(r) is not None], runs / row.model)
     copy_small_files(runs, data_runs, pattern=f'{row.model}/seed{seed}-lr*/study.json')
     return 'superseded'
 
