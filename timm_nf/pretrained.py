@@ -209,8 +209,9 @@ UNTRAINED_STUDY_ROWS: Tuple[str, ...] = ()
 # written its folder. A static list, as the registry reads no file at runtime; tests/test_fashion_cards.py checks
 # it against docs/reproduction/fashion_mnist/results.json (empty while that file does not exist).
 PUBLISHED_FASHION_MNIST_ROWS: Tuple[str, ...] = (
-    'crelu_resnet20_relu_plain_nobias', 'normprop_resnet20_v1', 'normprop_resnet20', 'crelu_resnet20_relu_x2',
-    'crelu_resnet20_plain_nobias', 'normprop_resnet20_crelu', 'nf_resnet20', 'nf_resnet20_crelu')
+    'crelu_resnet20_relu_plain', 'crelu_resnet20_relu_plain_nobias', 'normprop_resnet20_v1', 'normprop_resnet20',
+    'crelu_resnet20_relu', 'crelu_resnet20_relu_x2', 'crelu_resnet20_plain', 'crelu_resnet20_plain_nobias',
+    'normprop_resnet20_crelu', 'crelu_resnet20', 'nf_resnet20', 'nf_resnet20_crelu')
 
 PUBLISHED: Tuple[PretrainedWeights, ...] = (
     digits_weights('crelu_resnet20', 'train/recipes/digits.yaml', 32, origin=(
