@@ -743,6 +743,12 @@ def cmd_publish(args) -> int:
     study = group.parts[0][1]
     tag = study.tag
     results = collect_all(args.data / 'runs', group)  # the committed record, as in cmd_analyze
+    results_file = args.data / 'results.json'
+    # The card quotes the seeds' median from results.json: a record changed since (a seed superseded) would leave
+    # the card with the old one.
+    if not results_file.exists() or load_results(results_file) != json.loads(json.dumps(results)):
+        raise SystemExit(f'error: {results_file} is out of date with {args.data / "runs"}; run python train/study.py '
+                         f'report --study {args.study} first')
     img = recipe_img_size(study)
     for r in all_rows(results):
         if args.models and r['model'] not in args.models:
