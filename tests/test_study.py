@@ -25,6 +25,19 @@ DIGITS20 = STUDIES['digits20']
 BASE_LR = DIGITS56.base_lr
 
 
+def _set_final_epoch(summary: Path, **values) -> str:
+    """Rewrite the final epoch of a summary.csv, each named column (its header name) by a function of its value;
+    returns the new text."""
+    lines = summary.read_text().splitlines()
+    header, cols = lines[0].split(','), lines[-1].split(',')
+    for name, change in values.items():
+        i = header.index(name)
+        cols[i] = str(change(float(cols[i])))
+    text = '\n'.join(lines[:-1] + [','.join(cols)]) + '\n'
+    summary.write_text(text)
+    return text
+
+
 def test_rows_are_table2_then_the_extensions_on_registered_names():
     for depth in (20, 56, 110):
         rows = study_rows(depth)
@@ -210,10 +223,7 @@ def test_report_check_catches_an_edited_run(tmp_path: Path, capsys):
     check = ['report', '--check', '--data', str(data), '--doc', str(doc)]
     assert call_main(STUDY, check, capsys).returncode == 0  # the copy, as committed, is current
     summary = next(data.glob('runs/crelu_resnet56/seed*/summary.csv'))
-    lines = summary.read_text().splitlines()
-    cols = lines[-1].split(',')
-    cols[1] = str(float(cols[1]) * 2)  # the final training loss
-    summary.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
+    _set_final_epoch(summary, train_loss=lambda v: v * 2)
     proc = call_main(STUDY, check, capsys)
     assert proc.returncode == 1
     assert 'out of date' in proc.stderr and 'train/study.py report' in proc.stderr
@@ -243,10 +253,7 @@ def test_publish_of_a_best_seed_with_no_weights_anywhere_is_a_one_line_error(tmp
     seed = yaml.safe_load((published / 'train_hparams.yaml').read_text())['seed']
     other = next(p for p in sorted(data.glob('runs/crelu_resnet56/seed*/summary.csv'))
                  if not p.parent.name.startswith(f'seed{seed}-'))
-    lines = other.read_text().splitlines()
-    cols = lines[-1].split(',')
-    cols[1], cols[3] = '0.0', '100.0'  # the final training loss and validation top-1: this seed is now the best
-    other.write_text('\n'.join(lines[:-1] + [','.join(cols)]) + '\n')
+    _set_final_epoch(other, train_loss=lambda v: 0.0, eval_top1=lambda v: 100.0)  # this seed is now the best
     before = {p.name: p.stat().st_mtime_ns for p in published.iterdir()}
     publish = ['publish', '--runs', str(tmp_path / 'no-runs'), '--data', str(data), '--models', 'crelu_resnet56']
 
@@ -424,11 +431,7 @@ def test_restore_reruns_a_lost_best_seed_and_keeps_it_only_if_it_repeats_the_rec
 
     summary = data / 'runs' / model / run.name / 'summary.csv'
     record = summary.read_text()
-    lines = record.splitlines()
-    cols = lines[-1].split(',')
-    cols[3] = str(float(cols[3]) + 1.0)  # the final validation top-1 of the record, one point off
-    edited = '\n'.join(lines[:-1] + [','.join(cols)]) + '\n'
-    summary.write_text(edited)
+    edited = _set_final_epoch(summary, eval_top1=lambda v: v + 1.0)  # the record's final top-1, one point off
     proc = call_main(STUDY, restore + tiny, capsys)
     assert proc.returncode == 1 and 'does not repeat the committed run (epoch 4 eval_top1' in proc.stderr, proc.stderr
     assert not run.exists()  # nothing restored

@@ -374,8 +374,8 @@ def cmd_spent(args) -> int:
     lines = [f'# Core-hours the {study.name} grid took', '',
              f'`python train/study.py spent --study {args.study} --depth {study.depth}`: every run of the grid '
              '(reruns at a lower lr, runs stopped at chance, unfinished runs and runs a rerun superseded included), '
-             'the wall time of its '
-             'single-thread train.py over all its sessions, from its train.log. Two runs trained at once on a '
+             'the wall time of its single-thread train.py over all its sessions, from its train.log. Two runs '
+             'trained at once on a '
              '2-core machine that also ran other work, so these are upper bounds of the core time. Not counted: '
              "the test split's measurement of each trained run (validate.py), and the part of an interrupted epoch "
              'that a continuation repeated.', '',
@@ -540,13 +540,14 @@ def cmd_restore(args) -> int:
     done = set()
     while True:
         results = collect_all(args.data / 'runs', group)  # the committed record, as restores change it
-        todo, ready = [], []
+        todo, ready = [], []  # ready: one line per row it leaves as it is
         for _, study, part in _part_results(results, group):
             for r in part['rows']:
                 if (args.models and r['model'] not in args.models) or r['best_seed'] is None:
                     continue
                 if r['seeds_finished'] != r['seeds_planned']:  # its best seed may still change
-                    print(f"{r['model']}: {r['seeds_finished']} of {r['seeds_planned']} seeds finished, not restored")
+                    ready.append(f"{r['model']}: {r['seeds_finished']} of {r['seeds_planned']} seeds finished, "
+                                 'not restored')
                 elif best_checkpoint(args.runs, r).is_file() or published_run(r, study.tag) is not None:
                     ready.append(f"{r['model']}: seed {r['best_seed']['seed']} has its weights")
                 elif (r['model'], r['best_seed']['seed']) not in done:
@@ -665,6 +666,11 @@ def render_blocks(results: Dict, group: StudyGroup, data: Path, doc: Path = DOC)
     return blocks
 
 
+def results_current(results_file: Path, results: Dict) -> bool:
+    """Whether `results_file` holds exactly `results` (a `collect_all` of the committed runs)."""
+    return results_file.exists() and load_results(results_file) == json.loads(json.dumps(results))
+
+
 def cmd_report(args) -> int:
     group, data = GROUPS[args.study], args.data
     data_runs = data / 'runs'
@@ -680,7 +686,7 @@ def cmd_report(args) -> int:
         raise SystemExit(f'error: {e}') from None
     if args.check:
         stale = []
-        if not results_file.exists() or json.loads(results_file.read_text()) != json.loads(json.dumps(results)):
+        if not results_current(results_file, results):
             stale.append(str(results_file))
         if new_doc != doc_text:
             stale.append(str(args.doc))
@@ -746,7 +752,7 @@ def cmd_publish(args) -> int:
     results_file = args.data / 'results.json'
     # The card quotes the seeds' median from results.json: a record changed since (a seed superseded) would leave
     # the card with the old one.
-    if not results_file.exists() or load_results(results_file) != json.loads(json.dumps(results)):
+    if not results_current(results_file, results):
         raise SystemExit(f'error: {results_file} is out of date with {args.data / "runs"}; run python train/study.py '
                          f'report --study {args.study} first')
     img = recipe_img_size(study)
